@@ -146,7 +146,7 @@ def plan_actors(placement: Placement, nodes: list[dict[str, float]]) -> ActorPla
         raise ClusterError("the Ray cluster has no alive node")
     total_cpus = sum(n["CPU"] for n in nodes)
     total_gpus = sum(n["GPU"] for n in nodes)
-    gpus = placement.gpus_per_actor
+    gpus, cpus = placement.gpus_per_actor, placement.cpus_per_actor
     if gpus is None:
         gpus = 1.0 if total_gpus >= 1 else 0.0
     largest_gpu = max(n["GPU"] for n in nodes)
@@ -161,7 +161,8 @@ def plan_actors(placement: Placement, nodes: list[dict[str, float]]) -> ActorPla
         default_cpus = max(1.0, min(4.0, min(n["CPU"] // max(1, k) for n, k in zip(nodes, per_node) if k)))
     else:
         default_cpus = max(1.0, min(n["CPU"] for n in nodes))
-    cpus = placement.cpus_per_actor if placement.cpus_per_actor is not None else default_cpus
+    if cpus is None:
+        cpus = default_cpus
     largest_cpu = max(n["CPU"] for n in nodes)
     if cpus > largest_cpu:
         raise ClusterError(
