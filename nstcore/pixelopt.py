@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from nstcore.backbones import FeatureExtractor
+from nstcore.cpu_allocator import keep_freed_memory
 from nstcore.errors import NstcoreError
 from nstcore.optimize import adam_minimize, lbfgs_minimize
 
@@ -175,6 +176,8 @@ def minimize_pixels(
     ``callback(step, x)`` after every optimiser step; ``objective_of(b)``: the objective of image ``b``
     alone (needed by ``line_search='strong_wolfe'``). See the module docstring for the box policies.
     """
+    if x0.device.type == "cpu":
+        keep_freed_memory()  # no page faults on every step's large activations (see nstcore.cpu_allocator)
     if options.box != "clip-at-end":
         x0 = x0.clamp(0.0, 1.0)
     scale = torch.ones(x0.shape[0], dtype=x0.dtype, device=x0.device)
