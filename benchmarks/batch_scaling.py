@@ -12,6 +12,10 @@ separable quadratic of the same dimension (3 x size x size values per image), wh
 elementwise passes, so the time is the batched L-BFGS's own (history products, line-free fixed step,
 box tests) per image at B=1 and B=4.
 
+Both sides run with :mod:`nstcore.cpu_allocator`'s setting (large freed blocks kept, as ``stylize`` on
+CPU does by default); ``TEXPROBE_KEEP_FREED_MEMORY=0`` runs them with glibc's default instead, which
+page-faults every step's large activations again (the ``minor_page_faults`` of each call are recorded).
+
     python -m benchmarks.batch_scaling [--size 256] [--steps 10] [--repeats 3] [--threads N] [--out FILE]
 """
 
@@ -19,7 +23,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import resource
 import statistics
 import time
 from pathlib import Path
@@ -28,6 +34,7 @@ import torch
 
 from benchmarks.transfer_speed import load_pairs, objective_config
 from nstcore.backbones import create_backbone
+from nstcore.cpu_allocator import ENV_VAR
 from nstcore.optimize import lbfgs_minimize
 from nstcore.transfer import stylize
 
@@ -35,10 +42,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def time_stylize(model, content, style, *, batch: int, steps: int) -> dict:
+    """Seconds (and minor page faults, see :mod:`nstcore.cpu_allocator`) of one ``stylize`` call."""
+    faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     t0 = time.perf_counter()
     result = stylize(model, content[:batch], style[:batch], config=objective_config(steps, "float32"))
     secs = time.perf_counter() - t0
-    return {"batch": batch, "seconds": secs, "per_image_s": secs / batch, "n_iter": result.n_iter.tolist()}
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0
+    return {"batch": batch, "seconds": secs, "per_image_s": secs / batch, "n_iter": result.n_iter.tolist(),
+            "minor_page_faults": faults}
 
 
 def time_optimizer(*, batch: int, size: int, steps: int) -> dict:
@@ -92,7 +103,8 @@ def main() -> None:
         print(f"repeat {r}: stylize per image B=1 {row['stylize_b1']['per_image_s']:.2f} s, "
               f"B=4 {row['stylize_b4']['per_image_s']:.2f} s (B=4 {row['stylize_ratio']:.2f}x); optimizer alone "
               f"B=1 {row['optimizer_b1']['per_image_s'] * 1e3:.0f} ms, B=4 {row['optimizer_b4']['per_image_s'] * 1e3:.0f} ms "
-              f"per image ({row['optimizer_ratio']:.2f}x)", flush=True)
+              f"per image ({row['optimizer_ratio']:.2f}x); page faults B=1 {row['stylize_b1']['minor_page_faults']}, "
+              f"B=4 {row['stylize_b4']['minor_page_faults']}", flush=True)
     summary = {
         "median_stylize_b4_speedup_per_image": statistics.median(r["stylize_ratio"] for r in rows),
         "median_optimizer_b4_speedup_per_image": statistics.median(r["optimizer_ratio"] for r in rows),
@@ -108,7 +120,7 @@ def main() -> None:
            "network": "vgg19 random weights (seed 0), tutorial objective (benchmarks.transfer_speed), fp32",
            "machine": f"{platform.machine()} {torch.get_num_threads()} threads, python {platform.python_version()}, "
                       f"torch {torch.__version__}",
-           "rows": rows, "summary": summary}
+           "keep_freed_memory": os.environ.get(ENV_VAR, "1") != "0", "rows": rows, "summary": summary}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2))
     print(f"wrote {args.out}")
