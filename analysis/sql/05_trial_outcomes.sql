@@ -90,21 +90,27 @@ FROM trial_flags;
 CREATE OR REPLACE MACRO multi_run_groups(pooled) AS TABLE
 SELECT _g FROM keyed_trials(pooled) GROUP BY _g HAVING min(_h) <> max(_h);
 
--- The slow path: the window over the trials of the multi-run groups only.
-CREATE OR REPLACE MACRO dedup_slow(pooled) AS TABLE
-SELECT run_id, observer, observer_kind, weights_tag, weights_sha256, dataset, image_key, image_id, image,
-       shape_category, texture_category, decision, is_conflict, shape_hit, texture_hit, cluster
+-- Of the trials of the groups (_g) listed in table `groups` (a table or CTE name with a _g column), the
+-- one that counts per (observer, weights_sha256, dataset, image_key): the window of the slow path.
+CREATE OR REPLACE MACRO latest_keyed_trials(pooled, groups) AS TABLE
+SELECT * EXCLUDE (_rank)
 FROM (
     SELECT f.*, row_number() OVER (
         PARTITION BY f.observer, f.weights_sha256, f.dataset, f.image_key
         ORDER BY r.started_at DESC NULLS LAST, f.run_id DESC, f.source_file DESC NULLS LAST,
                  f.session DESC NULLS LAST, f.trial DESC NULLS LAST, f._dataset DESC NULLS LAST,
                  f.decision NULLS LAST) AS _rank
-    FROM (SELECT * FROM keyed_trials(pooled) AS k
-          SEMI JOIN multi_run_groups(pooled) AS m ON k._g = m._g) AS f
+    FROM (SELECT * FROM keyed_trials(pooled) AS k SEMI JOIN query_table(groups) AS m ON k._g = m._g) AS f
     LEFT JOIN run_times AS r ON r.run_id = f.run_id
 )
 WHERE _rank = 1;
+
+-- The slow path: the window over the trials of the multi-run groups only.
+CREATE OR REPLACE MACRO dedup_slow(pooled) AS TABLE
+WITH multi AS (SELECT _g FROM multi_run_groups(pooled))
+SELECT run_id, observer, observer_kind, weights_tag, weights_sha256, dataset, image_key, image_id, image,
+       shape_category, texture_category, decision, is_conflict, shape_hit, texture_hit, cluster
+FROM latest_keyed_trials(pooled, multi);
 
 CREATE OR REPLACE MACRO dedup_trials(pooled) AS TABLE
 SELECT run_id, observer, observer_kind, weights_tag, weights_sha256, dataset, image_key, image_id, image,

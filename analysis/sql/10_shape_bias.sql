@@ -28,17 +28,7 @@ c AS (
     UNION ALL
     SELECT observer, observer_kind, weights_sha256, dataset, cluster,
            min(weights_tag), unnest(cue_counts(is_conflict, shape_hit, texture_hit))
-    FROM (
-        -- the slow path, only for the groups in multi: the window of dedup_slow (05_trial_outcomes.sql)
-        SELECT f.*, row_number() OVER (
-            PARTITION BY f.observer, f.weights_sha256, f.dataset, f.image_key
-            ORDER BY r.started_at DESC NULLS LAST, f.run_id DESC, f.source_file DESC NULLS LAST,
-                     f.session DESC NULLS LAST, f.trial DESC NULLS LAST, f._dataset DESC NULLS LAST,
-                     f.decision NULLS LAST) AS _rank
-        FROM (SELECT * FROM keyed_trials(pooled) AS k SEMI JOIN multi AS m ON k._g = m._g) AS f
-        LEFT JOIN run_times AS r ON r.run_id = f.run_id
-    )
-    WHERE _rank = 1
+    FROM latest_keyed_trials(pooled, multi)  -- the slow path, only for the groups in multi
     GROUP BY observer, observer_kind, weights_sha256, dataset, cluster
 ),
 humans AS (
