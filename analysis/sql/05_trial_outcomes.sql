@@ -9,6 +9,15 @@
 CREATE OR REPLACE VIEW run_times AS
 SELECT run_id, max(started_at) AS started_at FROM runs GROUP BY run_id;
 
+-- The rows of table `tbl` (its own columns) from the most recent run by manifest time per `key`, a row
+-- of key columns such as (backbone, layer); run_id breaks ties.
+CREATE OR REPLACE MACRO latest_by_run_time(tbl, key) AS TABLE
+SELECT * EXCLUDE (_rank) FROM (
+    SELECT s.*, row_number() OVER (PARTITION BY key ORDER BY r.started_at DESC NULLS LAST, s.run_id DESC) AS _rank
+    FROM query_table(tbl) AS s LEFT JOIN run_times AS r ON r.run_id = s.run_id
+)
+WHERE _rank = 1;
+
 -- Whether a trial is a cue conflict (a texture cue of another category than the shape): the stored
 -- `conflict` flag (the writers' contract: shape_category != texture_category), derived from the
 -- categories where a part lacks it; NULL when neither tells.
