@@ -32,6 +32,21 @@ def _f(name: str, type_: pa.DataType, nullable: bool = True) -> pa.Field:
     return pa.field(name, type_, nullable=nullable)
 
 
+# Column groups that several tables share, in the order they stand in (a table's column order is part
+# of its schema: parts written in it are read without union_by_name).
+_RUN_UNIT = (_f("run_id", _STR, False), _f("unit_id", _STR))
+_IMAGE = (_f("image_id", _STR, False), _f("image", _STR))
+_WEIGHTS = (_f("weights_tag", _STR), _f("weights_sha256", _STR))
+_LABELS = (_f("dataset", _STR), _f("shape_category", _STR), _f("texture_category", _STR))
+_FEATURE_MAP = (
+    _f("channels", pa.int32()),
+    _f("height", pa.int32()),           # feature map size
+    _f("width", pa.int32()),
+    _f("input_height", pa.int32()),     # image size after the run's resize policy
+    _f("input_width", pa.int32()),
+)
+
+
 TRIALS = pa.schema([
     _f("run_id", _STR, False),
     _f("source", _STR, False),          # 'texprobe' | 'model-vs-human' | 'texture-vs-shape'
@@ -50,8 +65,7 @@ TRIALS = pa.schema([
     _f("top5", pa.list_(pa.int32())),   # ImageNet-1k indices, best first
     _f("shape_rank", pa.int32()),       # 1-based rank, in the full 1000-way ImageNet ranking, of the best-ranked class of the shape category
     _f("texture_rank", pa.int32()),
-    _f("weights_tag", _STR),
-    _f("weights_sha256", _STR),
+    *_WEIGHTS,
     _f("session", pa.int32()),
     _f("trial", pa.int32()),
     _f("rt", pa.float64()),             # response time in seconds (humans)
@@ -64,46 +78,28 @@ TRIALS = pa.schema([
 ])
 
 GRAMS = pa.schema([
-    _f("run_id", _STR, False),
-    _f("unit_id", _STR),
-    _f("image_id", _STR, False),
-    _f("image", _STR),
+    *_RUN_UNIT,
+    *_IMAGE,
     _f("backbone", _STR, False),
-    _f("weights_tag", _STR),
-    _f("weights_sha256", _STR),
-    _f("dataset", _STR),
-    _f("shape_category", _STR),
-    _f("texture_category", _STR),
+    *_WEIGHTS,
+    *_LABELS,
     _f("layer", _STR, False),
     _f("layer_index", pa.int32()),      # depth order of the layer in its backbone
-    _f("channels", pa.int32()),
-    _f("height", pa.int32()),           # feature map size
-    _f("width", pa.int32()),
-    _f("input_height", pa.int32()),     # image size after the run's resize policy
-    _f("input_width", pa.int32()),
+    *_FEATURE_MAP,
     _f("normalization", _STR),          # 'hw' | 'chw' | 'none'
     _f("gram", _F32_LIST),              # upper triangle incl. diagonal, row-major
 ])
 
 LAYER_STATS = pa.schema([
-    _f("run_id", _STR, False),
-    _f("unit_id", _STR),
-    _f("image_id", _STR, False),
-    _f("image", _STR),
-    _f("dataset", _STR),
-    _f("shape_category", _STR),
-    _f("texture_category", _STR),
+    *_RUN_UNIT,
+    *_IMAGE,
+    *_LABELS,
     _f("backbone", _STR, False),
-    _f("weights_tag", _STR),
-    _f("weights_sha256", _STR),
+    *_WEIGHTS,
     _f("layer", _STR, False),
     _f("layer_index", pa.int32()),      # depth order of the layer in its backbone
     _f("normalization", _STR),
-    _f("channels", pa.int32()),
-    _f("height", pa.int32()),
-    _f("width", pa.int32()),
-    _f("input_height", pa.int32()),
-    _f("input_width", pa.int32()),
+    *_FEATURE_MAP,
     _f("trace", pa.float64()),
     _f("fro_norm", pa.float64()),
     _f("offdiag_energy", pa.float64()),
@@ -116,8 +112,7 @@ LAYER_STATS = pa.schema([
 ])
 
 STIMULI = pa.schema([
-    _f("run_id", _STR, False),
-    _f("unit_id", _STR),
+    *_RUN_UNIT,
     _f("stimulus_id", _STR, False),     # sha256 of the generated PNG
     _f("content_image_id", _STR),
     _f("style_image_id", _STR),
@@ -141,13 +136,10 @@ STIMULI = pa.schema([
 ])
 
 RECONSTRUCTIONS = pa.schema([
-    _f("run_id", _STR, False),
-    _f("unit_id", _STR),
-    _f("image_id", _STR, False),
-    _f("image", _STR),
+    *_RUN_UNIT,
+    *_IMAGE,
     _f("backbone", _STR),
-    _f("weights_tag", _STR),
-    _f("weights_sha256", _STR),
+    *_WEIGHTS,
     _f("kind", _STR, False),            # 'content' | 'texture'
     _f("layers", pa.list_(_STR)),
     _f("layer", _STR),                  # grouping label: the layer names joined by '+'
@@ -159,9 +151,7 @@ RECONSTRUCTIONS = pa.schema([
     _f("psnr", pa.float64()),
     _f("ssim", pa.float64()),
     _f("n_iter", pa.int32()),
-    _f("dataset", _STR),
-    _f("shape_category", _STR),
-    _f("texture_category", _STR),
+    *_LABELS,
     _f("classifier", _STR),             # the classifier that judged the reconstruction
     _f("decision", _STR),               # its 16-way decision on the reconstruction
     _f("path", _STR),                   # images/<sha256>.png in the store
@@ -172,8 +162,7 @@ RECONSTRUCTIONS = pa.schema([
 ])
 
 ERRORS = pa.schema([
-    _f("run_id", _STR, False),
-    _f("unit_id", _STR),
+    *_RUN_UNIT,
     _f("input", _STR),
     _f("stage", _STR),
     _f("error_type", _STR),
@@ -182,8 +171,7 @@ ERRORS = pa.schema([
 ])
 
 LOSS_CURVES = pa.schema([
-    _f("run_id", _STR, False),
-    _f("unit_id", _STR),
+    *_RUN_UNIT,
     _f("item_id", _STR),
     _f("kind", _STR),                   # 'transfer' | 'content' | 'texture'
     _f("step", pa.int32()),
@@ -195,8 +183,7 @@ LOSS_CURVES = pa.schema([
 TEXTURE_DISCRIMINABILITY = pa.schema([  # analysis.discriminability.discriminability_rows
     _f("run_id", _STR, False),
     _f("backbone", _STR),
-    _f("weights_tag", _STR),
-    _f("weights_sha256", _STR),
+    *_WEIGHTS,
     _f("dataset", _STR),
     _f("layer", _STR),
     _f("layer_index", pa.int32()),      # depth order of the layer in its backbone

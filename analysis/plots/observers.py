@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import duckdb
 
-from analysis.plots._common import columns_of, rows
+from analysis.plots._common import NoDataError, PlotContext, columns_of, rows
 
-__all__ = ["ObserverBias", "category_bias", "pick_dataset", "DEFAULT_DATASET"]
+__all__ = ["ObserverBias", "category_bias", "pick_dataset", "plotted_observers", "DEFAULT_DATASET"]
 
 DEFAULT_DATASET = "cue-conflict"
 
@@ -111,3 +111,14 @@ def category_bias(con: duckdb.DuckDBPyConnection, *, dataset: str | None = DEFAU
             members=tuple(sorted(members[(label, kind)]))))
     out.sort(key=lambda o: (o.kind != "human", o.label))
     return out
+
+
+def plotted_observers(ctx: PlotContext) -> tuple[str | None, list[ObserverBias]]:
+    """The dataset a shape-bias figure shows (``ctx.options['dataset']``, default: :func:`pick_dataset`)
+    and its decision makers (:func:`category_bias`); :class:`NoDataError` when there are none."""
+    dataset = pick_dataset(ctx.con, ctx.options.get("dataset"))
+    observers = category_bias(ctx.con, dataset=dataset)
+    if not observers:
+        raise NoDataError("no cue-conflict trials with shape or texture decisions"
+                          + (f" in dataset {dataset!r}" if dataset else ""))
+    return dataset, observers

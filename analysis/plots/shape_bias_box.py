@@ -11,8 +11,8 @@ import math
 
 from matplotlib.figure import Figure
 
-from analysis.plots._common import NoDataError, PlotContext, new_figure, observer_color
-from analysis.plots.observers import category_bias, pick_dataset
+from analysis.plots._common import PlotContext, new_figure, observer_color
+from analysis.plots.observers import plotted_observers
 
 NAME = "shape-bias-box"
 TITLE = "Per-category shape bias per observer (box plot)"
@@ -23,11 +23,7 @@ __all__ = ["NAME", "TITLE", "DESCRIPTION", "render"]
 
 
 def render(ctx: PlotContext) -> Figure:
-    dataset = pick_dataset(ctx.con, ctx.options.get("dataset"))
-    observers = category_bias(ctx.con, dataset=dataset)
-    if not observers:
-        raise NoDataError("no cue-conflict trials with shape or texture decisions"
-                          + (f" in dataset {dataset!r}" if dataset else ""))
+    _, observers = plotted_observers(ctx)
     colors = {}
     model_i = 0
     for obs in observers:

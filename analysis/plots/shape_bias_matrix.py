@@ -14,10 +14,8 @@ import math
 import numpy as np
 from matplotlib.figure import Figure
 
-from analysis.plots._common import (
-    NoDataError, PlotContext, new_figure, observer_color, observer_marker,
-)
-from analysis.plots.observers import ObserverBias, category_bias, pick_dataset
+from analysis.plots._common import PlotContext, new_figure, observer_color, observer_marker
+from analysis.plots.observers import ObserverBias, plotted_observers
 
 NAME = "shape-bias-matrix"
 TITLE = "Shape bias by category (matrix plot)"
@@ -45,11 +43,7 @@ def category_order(observers: list[ObserverBias]) -> tuple[list[str], str]:
 
 def render(ctx: PlotContext) -> Figure:
     """The matrix plot for ``ctx.options['dataset']`` (default: :func:`pick_dataset`)."""
-    dataset = pick_dataset(ctx.con, ctx.options.get("dataset"))
-    observers = category_bias(ctx.con, dataset=dataset)
-    if not observers:
-        raise NoDataError("no cue-conflict trials with shape or texture decisions"
-                          + (f" in dataset {dataset!r}" if dataset else ""))
+    dataset, observers = plotted_observers(ctx)
     cats, basis = category_order(observers)
     n = len(cats)
     fig = new_figure(width=8.5, height=max(4.0, 0.42 * n + 2.2))

@@ -27,3 +27,26 @@ CREATE OR REPLACE MACRO wilson_high(k, n) AS
 -- a / b as DOUBLE, NULL when b = 0
 CREATE OR REPLACE MACRO safe_ratio(a, b) AS
     CASE WHEN b > 0 THEN CAST(a AS DOUBLE) / b END;
+
+-- The cue counts of a group of trials (an aggregate): all trials, cue-conflict ones, and the conflict
+-- trials decided for the shape / the texture. A struct: unnest() it into the four columns.
+CREATE OR REPLACE MACRO cue_counts(is_conflict, shape_hit, texture_hit) AS {
+    'n_trials': count(*),
+    'n_conflict': count(*) FILTER (WHERE is_conflict),
+    'shape_hits': count(*) FILTER (WHERE is_conflict AND shape_hit),
+    'texture_hits': count(*) FILTER (WHERE is_conflict AND texture_hit)};
+
+-- Shape bias = shape hits / (shape hits + texture hits) with its 95% Wilson interval; unnest() into
+-- shape_bias, ci_low, ci_high.
+CREATE OR REPLACE MACRO shape_bias_ci(shape_hits, texture_hits) AS {
+    'shape_bias': safe_ratio(shape_hits, shape_hits + texture_hits),
+    'ci_low': wilson_low(shape_hits, shape_hits + texture_hits),
+    'ci_high': wilson_high(shape_hits, shape_hits + texture_hits)};
+
+-- The hits as fractions of the cue-conflict trials and of all trials (model-vs-human's denominator);
+-- unnest() into frac_correct_shape, frac_correct_texture, frac_correct_shape_of_all, _texture_of_all.
+CREATE OR REPLACE MACRO cue_fractions(shape_hits, texture_hits, n_conflict, n_trials) AS {
+    'frac_correct_shape': safe_ratio(shape_hits, n_conflict),
+    'frac_correct_texture': safe_ratio(texture_hits, n_conflict),
+    'frac_correct_shape_of_all': safe_ratio(shape_hits, n_trials),
+    'frac_correct_texture_of_all': safe_ratio(texture_hits, n_trials)};

@@ -9,46 +9,57 @@
 CREATE OR REPLACE VIEW run_times AS
 SELECT run_id, max(started_at) AS started_at FROM runs GROUP BY run_id;
 
+-- The rows of table `tbl` (its own columns) from the most recent run by manifest time per `key`, a row
+-- of key columns such as (backbone, layer); run_id breaks ties.
+CREATE OR REPLACE MACRO latest_by_run_time(tbl, key) AS TABLE
+SELECT * EXCLUDE (_rank) FROM (
+    SELECT s.*, row_number() OVER (PARTITION BY key ORDER BY r.started_at DESC NULLS LAST, s.run_id DESC) AS _rank
+    FROM query_table(tbl) AS s LEFT JOIN run_times AS r ON r.run_id = s.run_id
+)
+WHERE _rank = 1;
+
+-- Whether a trial is a cue conflict (a texture cue of another category than the shape): the stored
+-- `conflict` flag (the writers' contract: shape_category != texture_category), derived from the
+-- categories where a part lacks it; NULL when neither tells.
+CREATE OR REPLACE MACRO cue_conflict(conflict, shape_category, texture_category) AS
+    coalesce(conflict, texture_category IS NOT NULL AND shape_category <> texture_category);
+
 -- Narrow per-trial flags (the canned views read only these columns).
--- is_conflict: a texture cue of another category than the shape: the stored `conflict` flag (the writers'
--- contract: shape_category != texture_category; derived from the categories where a part lacks it);
--- shape_hit / texture_hit: the decision names that cue (NULL decision = missing: neither).
+-- is_conflict: cue_conflict, false when unknown; shape_hit / texture_hit: the decision names that cue
+-- (NULL decision = missing: neither).
 -- cluster: the texture source of a cue-conflict trial (issue 9 part 4): the texture_source column, else
 -- '<texture><m>' of a Geirhos '<shape><n>-<texture><m>' name, else the image (by name) itself.
 CREATE OR REPLACE VIEW trial_flags AS
 SELECT
     run_id, source_file, session, trial, observer, observer_kind, weights_tag, weights_sha256, dataset,
     coalesce(image_id, image) AS image_key, image_id, image, shape_category, texture_category, decision,
-    coalesce(conflict, texture_category IS NOT NULL AND shape_category <> texture_category, false) AS is_conflict,
+    coalesce(cue_conflict(conflict, shape_category, texture_category), false) AS is_conflict,
     coalesce(decision = shape_category, false) AS shape_hit,
     coalesce(decision = texture_category, false) AS texture_hit,
-    CASE WHEN coalesce(conflict, texture_category IS NOT NULL AND shape_category <> texture_category)
-         THEN texture_source END AS cluster
-FROM trials
-WHERE texture_source IS NOT NULL
-UNION ALL
--- rows without a texture_source (older parts, imports): derived from the name. A separate branch, so that
--- Parquet statistics (null counts) skip it where every row has one and the image names are never read.
-SELECT
-    run_id, source_file, session, trial, observer, observer_kind, weights_tag, weights_sha256, dataset,
-    coalesce(image_id, image) AS image_key, image_id, image, shape_category, texture_category, decision,
-    coalesce(conflict, texture_category IS NOT NULL AND shape_category <> texture_category, false) AS is_conflict,
-    coalesce(decision = shape_category, false) AS shape_hit,
-    coalesce(decision = texture_category, false) AS texture_hit,
-    CASE WHEN coalesce(conflict, texture_category IS NOT NULL AND shape_category <> texture_category) THEN coalesce(
+    cluster
+FROM (
+    SELECT *, CASE WHEN cue_conflict(conflict, shape_category, texture_category) THEN texture_source END
+                  AS cluster
+    FROM trials
+    WHERE texture_source IS NOT NULL
+    UNION ALL
+    -- rows without a texture_source (older parts, imports): derived from the name. A separate branch, so
+    -- that Parquet statistics (null counts) skip it where every row has one and the image names are
+    -- never parsed.
+    SELECT *, CASE WHEN cue_conflict(conflict, shape_category, texture_category) THEN coalesce(
         nullif(regexp_extract(lower(regexp_replace(image, '^.*/', '')),
                '^(?:\d+_[^_]+_[^_]+_[^_]+_[a-z]+_\d+_)?[a-z]+\d+-([a-z]+\d+)\.[a-z0-9]+$', 1), ''),
         'image:' || image) END AS cluster
-FROM trials
-WHERE texture_source IS NULL;
+    FROM trials
+    WHERE texture_source IS NULL
+);
 
 -- Every trial with its outcome flags (no deduplication).
 CREATE OR REPLACE VIEW trial_outcomes AS
 SELECT
     t.*,
     coalesce(t.image_id, t.image) AS image_key,
-    coalesce(t.conflict, t.texture_category IS NOT NULL AND t.shape_category <> t.texture_category, false)
-        AS is_conflict,
+    coalesce(cue_conflict(t.conflict, t.shape_category, t.texture_category), false) AS is_conflict,
     coalesce(t.decision = t.shape_category, false) AS shape_hit,
     coalesce(t.decision = t.texture_category, false) AS texture_hit,
     r.started_at AS run_started_at
@@ -88,21 +99,27 @@ FROM trial_flags;
 CREATE OR REPLACE MACRO multi_run_groups(pooled) AS TABLE
 SELECT _g FROM keyed_trials(pooled) GROUP BY _g HAVING min(_h) <> max(_h);
 
--- The slow path: the window over the trials of the multi-run groups only.
-CREATE OR REPLACE MACRO dedup_slow(pooled) AS TABLE
-SELECT run_id, observer, observer_kind, weights_tag, weights_sha256, dataset, image_key, image_id, image,
-       shape_category, texture_category, decision, is_conflict, shape_hit, texture_hit, cluster
+-- Of the trials of the groups (_g) listed in table `groups` (a table or CTE name with a _g column), the
+-- one that counts per (observer, weights_sha256, dataset, image_key): the window of the slow path.
+CREATE OR REPLACE MACRO latest_keyed_trials(pooled, groups) AS TABLE
+SELECT * EXCLUDE (_rank)
 FROM (
     SELECT f.*, row_number() OVER (
         PARTITION BY f.observer, f.weights_sha256, f.dataset, f.image_key
         ORDER BY r.started_at DESC NULLS LAST, f.run_id DESC, f.source_file DESC NULLS LAST,
                  f.session DESC NULLS LAST, f.trial DESC NULLS LAST, f._dataset DESC NULLS LAST,
                  f.decision NULLS LAST) AS _rank
-    FROM (SELECT * FROM keyed_trials(pooled) AS k
-          SEMI JOIN multi_run_groups(pooled) AS m ON k._g = m._g) AS f
+    FROM (SELECT * FROM keyed_trials(pooled) AS k SEMI JOIN query_table(groups) AS m ON k._g = m._g) AS f
     LEFT JOIN run_times AS r ON r.run_id = f.run_id
 )
 WHERE _rank = 1;
+
+-- The slow path: the window over the trials of the multi-run groups only.
+CREATE OR REPLACE MACRO dedup_slow(pooled) AS TABLE
+WITH multi AS (SELECT _g FROM multi_run_groups(pooled))
+SELECT run_id, observer, observer_kind, weights_tag, weights_sha256, dataset, image_key, image_id, image,
+       shape_category, texture_category, decision, is_conflict, shape_hit, texture_hit, cluster
+FROM latest_keyed_trials(pooled, multi);
 
 CREATE OR REPLACE MACRO dedup_trials(pooled) AS TABLE
 SELECT run_id, observer, observer_kind, weights_tag, weights_sha256, dataset, image_key, image_id, image,

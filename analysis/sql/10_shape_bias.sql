@@ -13,10 +13,7 @@ WITH per_cluster AS MATERIALIZED (
     SELECT _g, cluster, any_value(observer) AS observer, any_value(observer_kind) AS observer_kind,
            any_value(weights_sha256) AS weights_sha256, any_value(dataset) AS dataset,
            min(weights_tag) AS weights,
-           count(*) AS n_trials,
-           count(*) FILTER (WHERE is_conflict) AS n_conflict,
-           count(*) FILTER (WHERE is_conflict AND shape_hit) AS shape_hits,
-           count(*) FILTER (WHERE is_conflict AND texture_hit) AS texture_hits,
+           unnest(cue_counts(is_conflict, shape_hit, texture_hit)),
            min(_h) AS _h0, max(_h) AS _h1
     FROM keyed_trials(pooled)
     GROUP BY _g, cluster  -- _g = hash(observer, weights_sha256, dataset): narrow key
@@ -30,19 +27,8 @@ c AS (
     FROM per_cluster AS p ANTI JOIN multi AS m ON p._g = m._g
     UNION ALL
     SELECT observer, observer_kind, weights_sha256, dataset, cluster,
-           min(weights_tag), count(*), count(*) FILTER (WHERE is_conflict),
-           count(*) FILTER (WHERE is_conflict AND shape_hit), count(*) FILTER (WHERE is_conflict AND texture_hit)
-    FROM (
-        -- the slow path, only for the groups in multi: the window of dedup_slow (05_trial_outcomes.sql)
-        SELECT f.*, row_number() OVER (
-            PARTITION BY f.observer, f.weights_sha256, f.dataset, f.image_key
-            ORDER BY r.started_at DESC NULLS LAST, f.run_id DESC, f.source_file DESC NULLS LAST,
-                     f.session DESC NULLS LAST, f.trial DESC NULLS LAST, f._dataset DESC NULLS LAST,
-                     f.decision NULLS LAST) AS _rank
-        FROM (SELECT * FROM keyed_trials(pooled) AS k SEMI JOIN multi AS m ON k._g = m._g) AS f
-        LEFT JOIN run_times AS r ON r.run_id = f.run_id
-    )
-    WHERE _rank = 1
+           min(weights_tag), unnest(cue_counts(is_conflict, shape_hit, texture_hit))
+    FROM latest_keyed_trials(pooled, multi)  -- the slow path, only for the groups in multi
     GROUP BY observer, observer_kind, weights_sha256, dataset, cluster
 ),
 humans AS (
@@ -76,16 +62,11 @@ r AS (
 SELECT
     observer, observer_kind, weights, weights_sha256, dataset, n_observers, n_trials, n_conflict,
     shape_hits, texture_hits,
-    safe_ratio(shape_hits, shape_hits + texture_hits) AS shape_bias,
-    wilson_low(shape_hits, shape_hits + texture_hits) AS ci_low,
-    wilson_high(shape_hits, shape_hits + texture_hits) AS ci_high,
+    unnest(shape_bias_ci(shape_hits, texture_hits)),
     n_clusters,
     _boot.low AS boot_low,
     _boot.high AS boot_high,
-    safe_ratio(shape_hits, n_conflict) AS frac_correct_shape,
-    safe_ratio(texture_hits, n_conflict) AS frac_correct_texture,
-    safe_ratio(shape_hits, n_trials) AS frac_correct_shape_of_all,
-    safe_ratio(texture_hits, n_trials) AS frac_correct_texture_of_all
+    unnest(cue_fractions(shape_hits, texture_hits, n_conflict, n_trials))
 FROM (SELECT *, cluster_bootstrap(_s, _t) AS _boot FROM r);
 
 CREATE OR REPLACE VIEW shape_bias AS

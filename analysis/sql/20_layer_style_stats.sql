@@ -4,13 +4,7 @@
 -- trials: one row per (backbone, weights_sha256, dataset, image_id, layer, normalization), from the most
 -- recent run by manifest time (run_times).
 CREATE OR REPLACE VIEW layer_stats_latest AS
-SELECT * EXCLUDE (_rank) FROM (
-    SELECT s.*, row_number() OVER (
-        PARTITION BY s.backbone, s.weights_sha256, s.dataset, s.image_id, s.layer, s.normalization
-        ORDER BY r.started_at DESC NULLS LAST, s.run_id DESC) AS _rank
-    FROM layer_stats AS s LEFT JOIN run_times AS r ON r.run_id = s.run_id
-)
-WHERE _rank = 1;
+SELECT * FROM latest_by_run_time(layer_stats, (backbone, weights_sha256, dataset, image_id, layer, normalization));
 
 CREATE OR REPLACE VIEW layer_style_stats AS
 SELECT

@@ -4,13 +4,7 @@
 -- rules as the trials: one reconstruction per (backbone, weights_sha256, dataset, image_id, kind, layer),
 -- from the most recent run by manifest time.
 CREATE OR REPLACE VIEW reconstructions_latest AS
-SELECT * EXCLUDE (_rank) FROM (
-    SELECT c.*, row_number() OVER (
-        PARTITION BY c.backbone, c.weights_sha256, c.dataset, c.image_id, c.kind, c.layer
-        ORDER BY r.started_at DESC NULLS LAST, c.run_id DESC) AS _rank
-    FROM reconstructions AS c LEFT JOIN run_times AS r ON r.run_id = c.run_id
-)
-WHERE _rank = 1;
+SELECT * FROM latest_by_run_time(reconstructions, (backbone, weights_sha256, dataset, image_id, kind, layer));
 
 CREATE OR REPLACE VIEW reconstruction_quality AS
 SELECT

@@ -18,6 +18,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypedDict, Unpack
 
 import pyarrow as pa
 import pyarrow.dataset as pads
@@ -29,8 +30,9 @@ from analysis.storage.errors import PartSchemaError, StorageError, UnreadablePar
 from analysis.storage.layout import PART_SUFFIX, RUN_PREFIX, StoreLocation
 
 __all__ = [
-    "SCHEMA_VERSIONS", "PartInfo", "PartFooter", "table_schema", "encode_part", "list_table_runs",
-    "list_parts", "read_footers", "readable_parts", "warn_unreadable", "schema_problems", "check_part_schemas", "table_dataset",
+    "SCHEMA_VERSIONS", "PartInfo", "PartFooter", "PartSelection", "table_schema", "encode_part",
+    "list_table_runs", "list_parts", "read_footers", "readable_parts", "warn_unreadable", "schema_problems",
+    "check_part_schemas", "table_dataset",
 ]
 
 #: Schema version per table; bump on a type change or rename (not for an added nullable column).
@@ -172,6 +174,15 @@ def warn_unreadable(footers: Sequence[PartFooter]) -> list[PartFooter]:
     return good
 
 
+class PartSelection(TypedDict, total=False):
+    """The keywords of :func:`readable_parts`, which :func:`table_dataset` passes on: ``run_id`` (one
+    run; default all), ``schema`` (default the table's), ``check_schema`` (default True)."""
+
+    run_id: str | None
+    schema: pa.Schema | None
+    check_schema: bool
+
+
 def readable_parts(
     loc: StoreLocation,
     table: str,
@@ -189,22 +200,15 @@ def readable_parts(
     return footers
 
 
-def table_dataset(
-    loc: StoreLocation,
-    table: str,
-    *,
-    run_id: str | None = None,
-    schema: pa.Schema | None = None,
-    check_schema: bool = True,
-) -> pads.Dataset:
+def table_dataset(loc: StoreLocation, table: str, **selection: Unpack[PartSelection]) -> pads.Dataset:
     """``table`` as a :class:`pyarrow.dataset.Dataset` in the table's schema (DuckDB can scan it).
 
     Unreadable parts are skipped with a warning naming each; with ``check_schema`` a part whose
     footer disagrees with the schema raises :class:`PartSchemaError`. No parts: an empty dataset.
     """
+    schema = selection.pop("schema", None)
     expected = schema if schema is not None else table_schema(table)
-    paths = [f.part.path for f in readable_parts(loc, table, run_id=run_id, schema=expected,
-                                                 check_schema=check_schema)]
+    paths = [f.part.path for f in readable_parts(loc, table, schema=expected, **selection)]
     if not paths:
         return pads.dataset(expected.empty_table())
     return pads.dataset(paths, schema=expected, format="parquet", filesystem=loc.fs)
