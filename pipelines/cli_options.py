@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from enum import Enum
 from typing import Annotated, Any, Callable, Optional
@@ -50,55 +51,22 @@ class OneLineErrors(TyperGroup):
 
 
 # ---------------------------------------------------------------------- fixed sets (enums)
-class Normalization(str, Enum):
-    hw = "hw"
-    chw = "chw"
-    none = "none"
+def choices(name: str, values: Sequence[str]) -> type[Enum]:
+    """A str Enum for a typer option with a fixed set of ``values`` (member ``clip_at_end`` is 'clip-at-end')."""
+    return Enum(name, [(v.replace("-", "_"), v) for v in values], type=str, module=__name__, qualname=name)
 
 
-class Pooling(str, Enum):
-    max = "max"
-    avg = "avg"
-
-
-class Kind(str, Enum):
-    content = "content"
-    texture = "texture"
-
-
-class OptimizerName(str, Enum):
-    lbfgs = "lbfgs"
-    adam = "adam"
-
-
-class Resize(str, Enum):
-    model = "model"
-    native = "native"
-    shorter = "shorter"
-    exact = "exact"
-
-
-class Box(str, Enum):
-    bounded = "bounded"
-    clip_at_end = "clip-at-end"
-    clamp_each_step = "clamp-each-step"
-
-
-class Precision(str, Enum):
-    float32 = "float32"
-    float64 = "float64"
-
-
-class Init(str, Enum):
-    content = "content"
-    noise = "noise"
-    style = "style"
-
-
-class Format(str, Enum):
-    table = "table"
-    csv = "csv"
-    json = "json"
+#: The values mirror nstcore's sets (NORMALIZATIONS, RESIZE_POLICIES, BOX_POLICIES, PRECISIONS, ...), which
+#: cannot be imported here: the CLI loads without torch.
+Normalization = choices("Normalization", ("hw", "chw", "none"))
+Pooling = choices("Pooling", ("max", "avg"))
+Kind = choices("Kind", ("content", "texture"))
+OptimizerName = choices("OptimizerName", ("lbfgs", "adam"))
+Resize = choices("Resize", ("model", "native", "shorter", "exact"))
+Box = choices("Box", ("bounded", "clip-at-end", "clamp-each-step"))
+Precision = choices("Precision", ("float32", "float64"))
+Init = choices("Init", ("content", "noise", "style"))
+Format = choices("Format", ("table", "csv", "json"))
 
 
 def value(x: Any) -> Any:
