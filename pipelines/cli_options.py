@@ -120,22 +120,50 @@ _RUN_PARAMS = [
 _PLACEMENT_FIELDS = {f.name for f in fields(Placement)}
 
 
-def run_command(fn: Callable) -> Callable:
-    """Add the shared run options to a command; it receives them as ``run: RunOptions``."""
+def _with_params(fn: Callable, arg: str, params: list[inspect.Parameter], pack: Callable[[dict], Any]) -> Callable:
+    """``fn`` with ``params`` added to its signature; their values reach it as one argument ``arg``
+    (``pack`` of them by name)."""
     sig = inspect.signature(fn, eval_str=True)
-    own = [p for p in sig.parameters.values() if p.name != "run"]
+    own = [p for p in sig.parameters.values() if p.name != arg]
 
     @functools.wraps(fn)
     def wrapper(**kwargs: Any) -> Any:
-        shared = {p.name: kwargs.pop(p.name) for p in _RUN_PARAMS}
-        shared["unit_timeout_s"] = shared.pop("unit_timeout")
-        shared["startup_timeout_s"] = shared.pop("startup_timeout")
-        shared["device"] = os.environ.get("TEXPROBE_DEVICE") or None  # test/debug override
-        placement = Placement(**{k: v for k, v in shared.items() if k in _PLACEMENT_FIELDS})
-        return fn(**kwargs, run=RunOptions(store=shared["store"], resume=shared["resume"], placement=placement))
+        packed = pack({p.name: kwargs.pop(p.name) for p in params})
+        return fn(**kwargs, **{arg: packed})
 
-    wrapper.__signature__ = sig.replace(parameters=[*own, *_RUN_PARAMS])  # type: ignore[attr-defined]
-    return friendly(wrapper)
+    wrapper.__signature__ = sig.replace(parameters=[*own, *params])  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _run_options(shared: dict[str, Any]) -> RunOptions:
+    shared["unit_timeout_s"] = shared.pop("unit_timeout")
+    shared["startup_timeout_s"] = shared.pop("startup_timeout")
+    shared["device"] = os.environ.get("TEXPROBE_DEVICE") or None  # test/debug override
+    placement = Placement(**{k: v for k, v in shared.items() if k in _PLACEMENT_FIELDS})
+    return RunOptions(store=shared["store"], resume=shared["resume"], placement=placement)
+
+
+def run_command(fn: Callable) -> Callable:
+    """Add the shared run options to a command; it receives them as ``run: RunOptions``."""
+    return friendly(_with_params(fn, "run", _RUN_PARAMS, _run_options))
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How a command batches its images and runs the network, parsed once (config fields of the same names)."""
+
+    batch_size: int
+    unit_size: int
+    bf16: bool
+    channels_last: bool
+
+
+def batch_options(*, batch_size: int, unit_size: int) -> Callable[[Callable], Callable]:
+    """Add --batch-size, --unit-size (these defaults), --bf16 and --channels-last to a command (below
+    :func:`run_command`); it receives them as ``batch: BatchOptions``."""
+    params = [_param("batch_size", BatchOpt, batch_size), _param("unit_size", UnitOpt, unit_size),
+              _param("bf16", Bf16Opt, False), _param("channels_last", ChannelsLastOpt, False)]
+    return lambda fn: _with_params(fn, "batch", params, lambda values: BatchOptions(**values))
 
 
 def friendly(fn: Callable) -> Callable:
