@@ -115,12 +115,9 @@ def list_datasets() -> list[str]:
 
 
 def _spec(name: str) -> DatasetSpec:
-    try:
-        return DATASETS[name]
-    except KeyError:
-        raise DatasetError(
-            f"unknown dataset {name!r}; available: {', '.join(sorted(DATASETS))}"
-        ) from None
+    if name not in DATASETS:
+        raise DatasetError(f"unknown dataset {name!r}; available: {', '.join(list_datasets())}")
+    return DATASETS[name]
 
 
 def read_checksums(name: str) -> list[DatasetEntry]:
