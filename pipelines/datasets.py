@@ -68,7 +68,11 @@ class ChecksumError(DatasetError):
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """A fetchable dataset: where it lives upstream and what it holds."""
+    """A fetchable dataset: where it lives upstream and what it holds.
+
+    ``name`` is what ``texprobe data fetch`` takes and the folder the files go to in the cache; ``folder``
+    is where they are upstream (``stimuli/<folder>/<category>/<file>``).
+    """
 
     name: str
     folder: str
