@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from os import PathLike
+from typing import Any
 
 __all__ = [
     "NstcoreError",
@@ -103,67 +104,54 @@ class ImageLoadError(NstcoreError):
     #: What the user can do about it (the last sentence of the message).
     advice = "Check the file (re-download or re-export it) or remove it from the input list."
 
+    def __init_subclass__(cls, *, kind: str | None = None, advice: str | None = None, **kwargs: Any) -> None:
+        """A subclass gives its ``kind`` (and its ``advice``, where it differs) in its class line."""
+        super().__init_subclass__(**kwargs)
+        cls.kind = kind or cls.kind
+        cls.advice = advice or cls.advice
+
     def __init__(self, path: str | PathLike[str] | bytes, reason: str, *, action: str = "load") -> None:
         self.path = display_path(path)
         self.reason = reason
         super().__init__(f"cannot {action} image '{self.path}': {reason}. {self.advice}")
 
 
-class ImageNotFoundError(ImageLoadError):
+class ImageNotFoundError(ImageLoadError, kind="missing", advice="Check the path, or remove it from the input list."):
     """The path does not exist (or is a dangling symlink) or is not a regular file."""
 
-    kind = "missing"
-    advice = "Check the path, or remove it from the input list."
 
-
-class ImageUnreadableError(ImageLoadError):
+class ImageUnreadableError(ImageLoadError, kind="unreadable",
+                           advice="Make it readable (e.g. `chmod a+r`) for the user running texprobe, or remove it."):
     """The file exists but this process may not read it (permissions)."""
 
-    kind = "unreadable"
-    advice = "Make it readable (e.g. `chmod a+r`) for the user running texprobe, or remove it."
 
-
-class ImageSymlinkLoopError(ImageLoadError):
+class ImageSymlinkLoopError(ImageLoadError, kind="symlink_loop",
+                            advice="Fix or delete the link (`ls -l` shows where it points)."):
     """The path is a symbolic link that (eventually) points back to itself."""
 
-    kind = "symlink_loop"
-    advice = "Fix or delete the link (`ls -l` shows where it points)."
 
-
-class ImageEmptyError(ImageLoadError):
+class ImageEmptyError(ImageLoadError, kind="empty"):
     """A 0-byte file."""
 
-    kind = "empty"
 
-
-class NotAnImageError(ImageLoadError):
+class NotAnImageError(ImageLoadError, kind="not_an_image"):
     """Bytes that no Pillow decoder recognises (e.g. a text file named ``.png``)."""
 
-    kind = "not_an_image"
 
-
-class ImageDecodeError(ImageLoadError):
+class ImageDecodeError(ImageLoadError, kind="corrupt"):
     """A recognised format whose data is truncated or corrupt."""
 
-    kind = "corrupt"
 
-
-class ImageTooLargeError(ImageLoadError):
+class ImageTooLargeError(ImageLoadError, kind="too_large",
+                         advice="Downscale the image (e.g. to at most 4096 px per side) or remove it from the input list."):
     """Too many pixels to decode (a decompression bomb header) or to produce after resizing."""
 
-    kind = "too_large"
-    advice = "Downscale the image (e.g. to at most 4096 px per side) or remove it from the input list."
 
-
-class ImageAspectRatioError(ImageLoadError):
+class ImageAspectRatioError(ImageLoadError, kind="aspect_ratio",
+                            advice="Crop or pad it to a less extreme aspect ratio, or remove it from the input list."):
     """An aspect ratio so extreme that the resize policy would make a huge or degenerate image."""
 
-    kind = "aspect_ratio"
-    advice = "Crop or pad it to a less extreme aspect ratio, or remove it from the input list."
 
-
-class ImageTooSmallError(ImageLoadError):
+class ImageTooSmallError(ImageLoadError, kind="too_small",
+                         advice="Use a larger image (upscale it deliberately if you must) or remove it from the input list."):
     """Fewer pixels on the shorter side than the network needs."""
-
-    kind = "too_small"
-    advice = "Use a larger image (upscale it deliberately if you must) or remove it from the input list."

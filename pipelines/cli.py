@@ -6,15 +6,16 @@ ends ``partial`` with exit code 3 and says how to resume it."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from pipelines.cli_options import (
-    DEFAULT_STORE, BatchOpt, Bf16Opt, BoxOpt, PrecisionOpt, Resize, ChannelsLastOpt, Format, Init, Kind, Normalization, OneLineErrors,
-    OptimizerName, Pooling, RunOptions, SeedOpt, StoreOpt, UnitOpt, WeightsOpt, friendly, pairs_value,
-    run_command, value,
+    DEFAULT_STORE, BatchOpt, BatchOptions, Bf16Opt, BoxOpt, PrecisionOpt, Resize, ChannelsLastOpt, Format, Init, Kind,
+    Normalization, OneLineErrors, OptimizerName, Pooling, RunOptions, SeedOpt, StoreOpt, WeightsOpt, batch_options,
+    friendly, pairs_value, run_command, value,
 )
 from pipelines.reporting import console, err_console
 from pipelines.studies.cli import study_app
@@ -63,6 +64,7 @@ def _done(report) -> None:
 
 @app.command()
 @run_command
+@batch_options(batch_size=32, unit_size=64)
 def classify(
     images: ImagesArg,
     model: Annotated[str, typer.Option(help="Registered classifier (see `texprobe models`).")] = "efficientnet_lite0",
@@ -71,11 +73,8 @@ def classify(
     dataset: Annotated[Optional[str], typer.Option(help="Dataset name in `trials` (default: folder name).")] = None,
     label_map: Annotated[Optional[Path], typer.Option("--label-map", help="CSV (index,category or name,category) mapping the network's outputs to the 16 categories; not needed for ImageNet-1k or 16-output networks.")] = None,
     resize: Annotated[Resize, typer.Option(help="model: the weights' own resize + crop (an image already at the input size is used as is); native: never resized; shorter: shorter side to the input size, centre crop; exact: squashed to the input size.")] = Resize.model,
-    batch_size: BatchOpt = 32,
-    unit_size: UnitOpt = 64,
-    bf16: Bf16Opt = False,
-    channels_last: ChannelsLastOpt = False,
     *,
+    batch: BatchOptions,
     run: RunOptions,
 ) -> None:
     """Classify images into the 16 Geirhos categories on Ray; write `trials` (and `errors`)."""
@@ -84,8 +83,7 @@ def classify(
 
     config = ClassifyConfig(inputs=tuple(images), model=model, weights=weights, seed=seed, dataset=dataset,
                             label_map=str(label_map) if label_map else None, resize=value(resize),
-                            label_map_sha256=_label_map_sha256(label_map),
-                            batch_size=batch_size, unit_size=unit_size, bf16=bf16, channels_last=channels_last)
+                            label_map_sha256=_label_map_sha256(label_map), **asdict(batch))
     report = _run("classify", config, run)
     print_run(report, what=f"{report.counts['trials']} trials of {report.counts['inputs']} images")
     print_shape_bias(run.store, observers=[model])
@@ -94,6 +92,7 @@ def classify(
 
 @app.command()
 @run_command
+@batch_options(batch_size=16, unit_size=32)
 def grams(
     images: ImagesArg,
     backbone: BackboneOpt = "efficientnet_lite0",
@@ -105,11 +104,8 @@ def grams(
     pooling: Annotated[Pooling, typer.Option(help="max or avg pooling (VGG; Gatys used avg).")] = Pooling.max,
     seed: SeedOpt = 0,
     dataset: Annotated[Optional[str], typer.Option(help="Dataset name (default: folder name).")] = None,
-    batch_size: BatchOpt = 16,
-    unit_size: UnitOpt = 32,
-    bf16: Bf16Opt = False,
-    channels_last: ChannelsLastOpt = False,
     *,
+    batch: BatchOptions,
     run: RunOptions,
 ) -> None:
     """Gram matrices (`grams`) and per-layer style statistics (`layer_stats`) on Ray, then texture
@@ -119,8 +115,7 @@ def grams(
 
     config = grams_config(backbone=backbone, layers=layers, size=size, inputs=tuple(images), weights=weights,
                           seed=seed, pooling=value(pooling), normalization=value(normalization),
-                          keep_grams=not stats_only, dataset=dataset, batch_size=batch_size, unit_size=unit_size,
-                          bf16=bf16, channels_last=channels_last)
+                          keep_grams=not stats_only, dataset=dataset, **asdict(batch))
     report = _run("grams", config, run)
     print_run(report, what=f"{report.counts['layer_stats']} layer_stats rows ({len(config.layers)} layers)")
     print_best_layers(run.store, backbone)

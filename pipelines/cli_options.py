@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from enum import Enum
 from typing import Annotated, Any, Callable, Optional
@@ -50,55 +51,22 @@ class OneLineErrors(TyperGroup):
 
 
 # ---------------------------------------------------------------------- fixed sets (enums)
-class Normalization(str, Enum):
-    hw = "hw"
-    chw = "chw"
-    none = "none"
+def choices(name: str, values: Sequence[str]) -> type[Enum]:
+    """A str Enum for a typer option with a fixed set of ``values`` (member ``clip_at_end`` is 'clip-at-end')."""
+    return Enum(name, [(v.replace("-", "_"), v) for v in values], type=str, module=__name__, qualname=name)
 
 
-class Pooling(str, Enum):
-    max = "max"
-    avg = "avg"
-
-
-class Kind(str, Enum):
-    content = "content"
-    texture = "texture"
-
-
-class OptimizerName(str, Enum):
-    lbfgs = "lbfgs"
-    adam = "adam"
-
-
-class Resize(str, Enum):
-    model = "model"
-    native = "native"
-    shorter = "shorter"
-    exact = "exact"
-
-
-class Box(str, Enum):
-    bounded = "bounded"
-    clip_at_end = "clip-at-end"
-    clamp_each_step = "clamp-each-step"
-
-
-class Precision(str, Enum):
-    float32 = "float32"
-    float64 = "float64"
-
-
-class Init(str, Enum):
-    content = "content"
-    noise = "noise"
-    style = "style"
-
-
-class Format(str, Enum):
-    table = "table"
-    csv = "csv"
-    json = "json"
+#: The values mirror nstcore's sets (NORMALIZATIONS, RESIZE_POLICIES, BOX_POLICIES, PRECISIONS, ...), which
+#: cannot be imported here: the CLI loads without torch.
+Normalization = choices("Normalization", ("hw", "chw", "none"))
+Pooling = choices("Pooling", ("max", "avg"))
+Kind = choices("Kind", ("content", "texture"))
+OptimizerName = choices("OptimizerName", ("lbfgs", "adam"))
+Resize = choices("Resize", ("model", "native", "shorter", "exact"))
+Box = choices("Box", ("bounded", "clip-at-end", "clamp-each-step"))
+Precision = choices("Precision", ("float32", "float64"))
+Init = choices("Init", ("content", "noise", "style"))
+Format = choices("Format", ("table", "csv", "json"))
 
 
 def value(x: Any) -> Any:
@@ -152,22 +120,50 @@ _RUN_PARAMS = [
 _PLACEMENT_FIELDS = {f.name for f in fields(Placement)}
 
 
-def run_command(fn: Callable) -> Callable:
-    """Add the shared run options to a command; it receives them as ``run: RunOptions``."""
+def _with_params(fn: Callable, arg: str, params: list[inspect.Parameter], pack: Callable[[dict], Any]) -> Callable:
+    """``fn`` with ``params`` added to its signature; their values reach it as one argument ``arg``
+    (``pack`` of them by name)."""
     sig = inspect.signature(fn, eval_str=True)
-    own = [p for p in sig.parameters.values() if p.name != "run"]
+    own = [p for p in sig.parameters.values() if p.name != arg]
 
     @functools.wraps(fn)
     def wrapper(**kwargs: Any) -> Any:
-        shared = {p.name: kwargs.pop(p.name) for p in _RUN_PARAMS}
-        shared["unit_timeout_s"] = shared.pop("unit_timeout")
-        shared["startup_timeout_s"] = shared.pop("startup_timeout")
-        shared["device"] = os.environ.get("TEXPROBE_DEVICE") or None  # test/debug override
-        placement = Placement(**{k: v for k, v in shared.items() if k in _PLACEMENT_FIELDS})
-        return fn(**kwargs, run=RunOptions(store=shared["store"], resume=shared["resume"], placement=placement))
+        packed = pack({p.name: kwargs.pop(p.name) for p in params})
+        return fn(**kwargs, **{arg: packed})
 
-    wrapper.__signature__ = sig.replace(parameters=[*own, *_RUN_PARAMS])  # type: ignore[attr-defined]
-    return friendly(wrapper)
+    wrapper.__signature__ = sig.replace(parameters=[*own, *params])  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _run_options(shared: dict[str, Any]) -> RunOptions:
+    shared["unit_timeout_s"] = shared.pop("unit_timeout")
+    shared["startup_timeout_s"] = shared.pop("startup_timeout")
+    shared["device"] = os.environ.get("TEXPROBE_DEVICE") or None  # test/debug override
+    placement = Placement(**{k: v for k, v in shared.items() if k in _PLACEMENT_FIELDS})
+    return RunOptions(store=shared["store"], resume=shared["resume"], placement=placement)
+
+
+def run_command(fn: Callable) -> Callable:
+    """Add the shared run options to a command; it receives them as ``run: RunOptions``."""
+    return friendly(_with_params(fn, "run", _RUN_PARAMS, _run_options))
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How a command batches its images and runs the network, parsed once (config fields of the same names)."""
+
+    batch_size: int
+    unit_size: int
+    bf16: bool
+    channels_last: bool
+
+
+def batch_options(*, batch_size: int, unit_size: int) -> Callable[[Callable], Callable]:
+    """Add --batch-size, --unit-size (these defaults), --bf16 and --channels-last to a command (below
+    :func:`run_command`); it receives them as ``batch: BatchOptions``."""
+    params = [_param("batch_size", BatchOpt, batch_size), _param("unit_size", UnitOpt, unit_size),
+              _param("bf16", Bf16Opt, False), _param("channels_last", ChannelsLastOpt, False)]
+    return lambda fn: _with_params(fn, "batch", params, lambda values: BatchOptions(**values))
 
 
 def friendly(fn: Callable) -> Callable:

@@ -68,7 +68,11 @@ class ChecksumError(DatasetError):
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """A fetchable dataset: where it lives upstream and what it holds."""
+    """A fetchable dataset: where it lives upstream and what it holds.
+
+    ``name`` is what ``texprobe data fetch`` takes and the folder the files go to in the cache; ``folder``
+    is where they are upstream (``stimuli/<folder>/<category>/<file>``).
+    """
 
     name: str
     folder: str
@@ -115,12 +119,9 @@ def list_datasets() -> list[str]:
 
 
 def _spec(name: str) -> DatasetSpec:
-    try:
-        return DATASETS[name]
-    except KeyError:
-        raise DatasetError(
-            f"unknown dataset {name!r}; available: {', '.join(sorted(DATASETS))}"
-        ) from None
+    if name not in DATASETS:
+        raise DatasetError(f"unknown dataset {name!r}; available: {', '.join(list_datasets())}")
+    return DATASETS[name]
 
 
 def read_checksums(name: str) -> list[DatasetEntry]:

@@ -57,18 +57,22 @@ class InputError(ValueError):
         super().__init__(f"input '{self.path}': {reason}. {self.advice}")
 
 
+#: What to do about a link that cannot be followed (a loop or a missing target).
+_LINK_ADVICE = "Fix or delete the link (`ls -l` shows where it points)."
+
+
 class SymlinkLoopError(InputError):
     """A symbolic link that leads back to itself or to a folder above it."""
 
     kind = "symlink_loop"
-    advice = "Fix or delete the link (`ls -l` shows where it points)."
+    advice = _LINK_ADVICE
 
 
 class BrokenLinkError(InputError):
     """A symbolic link whose target does not exist."""
 
     kind = "broken_link"
-    advice = "Fix or delete the link (`ls -l` shows where it points)."
+    advice = _LINK_ADVICE
 
 
 class UnreadableInputError(InputError):

@@ -24,14 +24,7 @@ import pyarrow.dataset as pads
 
 from analysis import storage
 from analysis.storage import StorageError, check_name, conform_table, files
-from pipelines.manifests import (
-    LEGACY_STATUSES,
-    RUN_STATUSES,
-    new_manifest,
-    new_run_id,
-    software_versions,
-    utc_now_iso,
-)
+from pipelines.manifests import LEGACY_STATUSES, RUN_STATUSES, new_manifest, new_run_id, software_versions, utc_now_iso
 
 __all__ = [
     "RUN_STATUSES", "Store", "StoreError", "conform_table", "new_manifest", "new_run_id",

@@ -255,6 +255,40 @@ class Operation:
         return UnitOutput(tables=dict(out), errors=errors, n_ok=n_ok)
 
 
+class ImageOperation(Operation):
+    """An operation over an image set (``config.inputs``, ``config.dataset``): one image per item, units of
+    ``config.unit_size``, batches of one tensor shape (``load`` returns ``(item, id, tensor, ...)``), and a
+    network ``self.model`` run with the config's ``bf16`` and ``channels_last``."""
+
+    def plan(self, config: Any) -> list[WorkUnit]:
+        from pipelines.imagesets import collect_images
+
+        items = image_item_dicts(collect_images(list(config.inputs), dataset=config.dataset))
+        salt = config_hash({k: v for k, v in vars(config).items() if k not in ("batch_size", "channels_last")})
+        return make_units(items, unit_size=config.unit_size, key=lambda it: it["path"], salt=salt)
+
+    def batches(self, loaded: Iterable[tuple[dict, Any]]) -> Iterator[list]:
+        return batched_by_shape(loaded, self.config.batch_size, lambda value: value[2].shape)
+
+    def memory_format(self, model: Any) -> Any:
+        """``model`` in channels_last memory format when the config asks for it."""
+        import torch
+
+        return model.to(memory_format=torch.channels_last) if self.config.channels_last else model
+
+    def forward(self, x: Any, run: Callable[[Any], Any]) -> Any:
+        """``run`` on the batch ``x`` moved to the device and normalised, in inference mode (channels_last
+        and bf16 autocast as configured)."""
+        import torch
+
+        with torch.inference_mode():
+            x = self.model.normalize(x.to(self.device))
+            if self.config.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device_type=self.device, dtype=torch.bfloat16, enabled=self.config.bf16):
+                return run(x)
+
+
 def image_item_dicts(items: Iterable[Any]) -> list[dict]:
     """``ImageItem``s as JSON-able dicts (their dataclass fields)."""
     return [dataclasses.asdict(it) for it in items]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from pipelines.ops.base import Operation, WorkUnit, batched_by_shape, check_item, config_hash, image_item, image_item_dicts, make_units
+from pipelines.ops.base import ImageOperation, check_item, image_item
 from pipelines.ops.checks import check_weights
 
 
@@ -29,7 +29,7 @@ class ClassifyConfig:
     channels_last: bool = False
 
 
-class ClassifyOp(Operation):
+class ClassifyOp(ImageOperation):
     """Classifies images into the 16 Geirhos categories (model-vs-human rule, nstcore.classify)."""
 
     name: ClassVar[str] = "classify"
@@ -43,23 +43,13 @@ class ClassifyOp(Operation):
 
             read_label_map(config.label_map)  # a bad map is one line here, not a failed actor
 
-    def plan(self, config: ClassifyConfig) -> list[WorkUnit]:
-        from pipelines.imagesets import collect_images
-
-        items = image_item_dicts(collect_images(list(config.inputs), dataset=config.dataset))
-        salt = config_hash({k: v for k, v in vars(config).items() if k not in ("batch_size", "channels_last")})
-        return make_units(items, unit_size=config.unit_size, key=lambda it: it["path"], salt=salt)
-
     def setup(self, config: ClassifyConfig, device: str) -> None:
-        import torch
-
         from nstcore.backbones import create_backbone
 
         super().setup(config, device)
-        self.model = create_backbone(config.model, weights=config.weights, seed=config.seed, device=device,
-                                     resize=config.resize, label_map=config.label_map)
-        if config.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+        model = create_backbone(config.model, weights=config.weights, seed=config.seed, device=device,
+                                resize=config.resize, label_map=config.label_map)
+        self.model = self.memory_format(model)
 
     def load(self, item: dict) -> Any:
         from nstcore.images import MIN_SIDE, load_image
@@ -69,19 +59,11 @@ class ClassifyOp(Operation):
         tensor, record = self.model.preprocessing.prepare_recorded(load_image(it.path, min_side=MIN_SIDE))
         return it, it.image_id(), tensor, record
 
-    def batches(self, loaded: list[tuple[dict, Any]]):
-        return batched_by_shape(loaded, self.config.batch_size, lambda value: value[2].shape)
-
     def _probabilities(self, x):
         import torch
 
         with torch.inference_mode():
-            x = self.model.normalize(x.to(self.device))
-            if self.config.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device_type=self.device, dtype=torch.bfloat16, enabled=self.config.bf16):
-                logits = self.model.logits(x)
-            return torch.softmax(logits.float(), dim=1)
+            return torch.softmax(self.forward(x, self.model.logits).float(), dim=1)
 
     def compute(self, batch: list[tuple[dict, Any]]) -> dict[str, list[dict]]:
         import torch

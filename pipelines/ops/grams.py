@@ -7,9 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from pipelines.ops.base import (
-    Operation, WorkUnit, batched_by_shape, check_item, config_hash, image_item, image_item_dicts, make_units,
-)
+from pipelines.ops.base import ImageOperation, check_item, image_item
 from pipelines.ops.checks import check_weights, parse_layers
 
 def _stat_columns() -> tuple[str, ...]:
@@ -45,7 +43,7 @@ def grams_config(*, backbone: str, layers: str | None, size: int, **options: Any
     )
 
 
-class GramsOp(Operation):
+class GramsOp(ImageOperation):
     name: ClassVar[str] = "grams"
     config_type: ClassVar[type] = GramsConfig
     tables: ClassVar[tuple[str, ...]] = ("grams", "layer_stats")
@@ -56,24 +54,13 @@ class GramsOp(Operation):
     def validate(self, config: GramsConfig) -> None:
         check_weights(config.backbone, config.weights, seed=config.seed)
 
-    def plan(self, config: GramsConfig) -> list[WorkUnit]:
-        from pipelines.imagesets import collect_images
-
-        items = image_item_dicts(collect_images(list(config.inputs), dataset=config.dataset))
-        salt = config_hash({k: v for k, v in vars(config).items() if k not in ("batch_size", "channels_last")})
-        return make_units(items, unit_size=config.unit_size, key=lambda it: it["path"], salt=salt)
-
     def setup(self, config: GramsConfig, device: str) -> None:
-        import torch
-
         from nstcore.backbones import create_backbone
 
         super().setup(config, device)
         model = create_backbone(config.backbone, weights=config.weights, seed=config.seed, pooling=config.pooling,
                                 device=device)
-        self.model = model.trimmed(list(config.layers))
-        if config.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+        self.model = self.memory_format(model.trimmed(list(config.layers)))
 
     def load(self, item: dict) -> Any:
         from nstcore.images import load_image, pil_to_tensor, resize_shorter
@@ -85,18 +72,8 @@ class GramsOp(Operation):
             img = resize_shorter(img, self.config.size)
         return it, it.image_id(), pil_to_tensor(img)
 
-    def batches(self, loaded: list[tuple[dict, Any]]):
-        return batched_by_shape(loaded, self.config.batch_size, lambda value: value[2].shape)
-
     def _features(self, x):
-        import torch
-
-        with torch.inference_mode():
-            x = self.model.normalize(x.to(self.device))
-            if self.config.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device_type=self.device, dtype=torch.bfloat16, enabled=self.config.bf16):
-                return self.model(x, list(self.config.layers))
+        return self.forward(x, lambda x: self.model(x, list(self.config.layers)))
 
     def compute(self, batch: list[tuple[dict, Any]]) -> dict[str, list[dict]]:
         import torch
