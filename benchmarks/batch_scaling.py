@@ -18,14 +18,13 @@ box tests) per image at B=1 and B=4.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import torch
 
+from benchmarks._results import machine, write_results
 from benchmarks.transfer_speed import load_pairs, objective_config
 from nstcore.backbones import create_backbone
 from nstcore.optimize import lbfgs_minimize
@@ -106,12 +105,9 @@ def main() -> None:
     out = {"benchmark": "batch_scaling", "size": args.size, "torch_threads": torch.get_num_threads(),
            "steps": args.steps, "repeats": args.repeats,
            "network": "vgg19 random weights (seed 0), tutorial objective (benchmarks.transfer_speed), fp32",
-           "machine": f"{platform.machine()} {torch.get_num_threads()} threads, python {platform.python_version()}, "
-                      f"torch {torch.__version__}",
+           "machine": machine(),
            "rows": rows, "summary": summary}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2))
-    print(f"wrote {args.out}")
+    write_results(args.out, out)
 
 
 if __name__ == "__main__":
