@@ -22,9 +22,7 @@ page-faults every step's large activations again (the ``minor_page_faults`` of e
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import resource
 import statistics
 import time
@@ -32,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks._results import machine, write_results
 from benchmarks.transfer_speed import load_pairs, objective_config
 from nstcore.backbones import create_backbone
 from nstcore.cpu_allocator import ENV_VAR
@@ -118,12 +117,9 @@ def main() -> None:
     out = {"benchmark": "batch_scaling", "size": args.size, "torch_threads": torch.get_num_threads(),
            "steps": args.steps, "repeats": args.repeats,
            "network": "vgg19 random weights (seed 0), tutorial objective (benchmarks.transfer_speed), fp32",
-           "machine": f"{platform.machine()} {torch.get_num_threads()} threads, python {platform.python_version()}, "
-                      f"torch {torch.__version__}",
+           "machine": machine(),
            "keep_freed_memory": os.environ.get(ENV_VAR, "1") != "0", "rows": rows, "summary": summary}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2))
-    print(f"wrote {args.out}")
+    write_results(args.out, out)
 
 
 if __name__ == "__main__":

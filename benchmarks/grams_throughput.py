@@ -20,8 +20,6 @@ first checked to give the same Grams (allclose) and statistics.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import tempfile
 import time
@@ -30,6 +28,7 @@ from pathlib import Path
 import nstcore  # noqa: F401  (torchvision shim first)
 import torch
 
+from benchmarks._results import machine, write_results
 from benchmarks.reference.naive_grams import STAT_KEYS, NaiveGramExtractor
 from nstcore.backbones import create_backbone
 from nstcore.images import load_image, pil_to_tensor, resize_shorter
@@ -211,13 +210,10 @@ def main() -> None:
         "benchmark": "grams_throughput",
         "decoding": "excluded from the ours/reference columns (decoded once before timing); included in ray_job",
         "torch_threads": torch.get_num_threads(),
-        "machine": f"{platform.machine()} {platform.processor() or ''} {torch.get_num_threads()} threads, "
-                   f"python {platform.python_version()}, torch {torch.__version__}",
+        "machine": machine(processor=True),
         "results": results,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {args.out}")
+    write_results(args.out, result)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The driver-memory benchmark's workload: an operation that reads image headers only (no model)."""
+"""The driver-memory benchmark's workload: an operation that reads image headers only (no model), and
+:class:`PathItemsOp`, the base of such model-free trials-only operations (the tests' StallOp too)."""
 
 from __future__ import annotations
 
@@ -15,18 +16,31 @@ class HeaderConfig:
     batch_size: int = 64
 
 
-class HeaderOp(Operation):
+class PathItemsOp(Operation):
+    """An operation over item dicts keyed by their ``"path"`` that writes ``trials`` rows only: ``plan``
+    splits ``items(config)`` into units of ``config.unit_size``, the unit ids salted with ``salt``."""
+
+    tables: ClassVar[tuple[str, ...]] = ("trials",)
+    salt: ClassVar[str]
+
+    def items(self, config: Any) -> list[dict]:
+        raise NotImplementedError
+
+    def plan(self, config: Any) -> list[WorkUnit]:
+        return make_units(self.items(config), unit_size=config.unit_size, key=lambda it: it["path"], salt=self.salt)
+
+
+class HeaderOp(PathItemsOp):
     """Reads each image's header; one trials row per image (the driver-side benchmark's workload)."""
 
     name: ClassVar[str] = "header-bench"
     config_type: ClassVar[type] = HeaderConfig
-    tables: ClassVar[tuple[str, ...]] = ("trials",)
+    salt: ClassVar[str] = "bench"
 
-    def plan(self, config: HeaderConfig) -> list[WorkUnit]:
+    def items(self, config: HeaderConfig) -> list[dict]:
         from pipelines.imagesets import collect_images
 
-        items = image_item_dicts(collect_images(list(config.inputs), dataset="bench"))
-        return make_units(items, unit_size=config.unit_size, key=lambda it: it["path"], salt="bench")
+        return image_item_dicts(collect_images(list(config.inputs), dataset="bench"))
 
     def load(self, item: dict) -> Any:
         from PIL import Image

@@ -24,8 +24,6 @@ Also prints the analytic FLOP count of VGG-19 up to conv5_1 (for GPU roofline co
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -34,6 +32,7 @@ import nstcore  # noqa: F401  (torchvision shim first)
 import torch
 import torchvision
 
+from benchmarks._results import machine, write_results
 from benchmarks.reference import tutorial_nst
 from nstcore.backbones import create_backbone
 from nstcore.images import load_image, pil_to_tensor
@@ -238,13 +237,10 @@ def main() -> None:
         "objective": "tutorial: Gram/(C*H*W), MSE, style weight 1e6, content weight 1, init content, clamp every step",
         "flops_vgg19_to_conv5_1": flops,
         "torch_threads": torch.get_num_threads(),
-        "machine": f"{platform.machine()} {torch.get_num_threads()} threads, python {platform.python_version()}, "
-                   f"torch {torch.__version__}",
+        "machine": machine(),
         "sizes": sizes_out,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {args.out}")
+    write_results(args.out, result)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pipelines.ops.base import Operation, WorkUnit, make_units
+from benchmarks.header_op import PathItemsOp
 
 
 @dataclass(frozen=True)
@@ -22,14 +22,13 @@ class StallConfig:
     batch_size: int = 1
 
 
-class StallOp(Operation):
+class StallOp(PathItemsOp):
     name: ClassVar[str] = "stall-test"
     config_type: ClassVar[type] = StallConfig
-    tables: ClassVar[tuple[str, ...]] = ("trials",)
+    salt: ClassVar[str] = "stall"
 
-    def plan(self, config: StallConfig) -> list[WorkUnit]:
-        return make_units([{"path": i} for i in config.items], unit_size=config.unit_size, key=lambda it: it["path"],
-                          salt="stall")
+    def items(self, config: StallConfig) -> list[dict]:
+        return [{"path": i} for i in config.items]
 
     def load(self, item: dict) -> Any:
         return item["path"]

@@ -19,9 +19,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["ENV_VAR", "REPO", "SHARED_DATA", "in_ci", "missing", "missing_message", "shared_data_dir"]
+__all__ = ["DATA", "ENV_VAR", "REPO", "SHARED_DATA", "in_ci", "missing", "missing_message", "shared_data_dir"]
 
 REPO = Path(__file__).resolve().parents[1]
+#: The data bundled in the repository (``<repo>/data``); the rest lives in :data:`SHARED_DATA`.
+DATA = REPO / "data"
 #: Environment variable that overrides the shared data folder.
 ENV_VAR = "TEXPROBE_SHARED_DATA"
 

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-import torchvision
 from PIL import Image
 
 from nstcore.backbones import (
@@ -35,6 +34,7 @@ from nstcore.errors import (
     WeightsMismatchError,
     WeightsNotFoundError,
 )
+from vgg_fixtures import random_torchvision_vgg19
 
 LITES = ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
 
@@ -42,12 +42,7 @@ LITES = ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
 @pytest.fixture(scope="module")
 def vgg19_file(tmp_path_factory):
     """A torchvision-format VGG-19 state dict from a seeded random torchvision model, and that model."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(1234)
-        ref = torchvision.models.vgg19().eval()
-    path = tmp_path_factory.mktemp("w") / "vgg19-random.pth"
-    torch.save(ref.state_dict(), path)
-    return path, ref
+    return random_torchvision_vgg19(tmp_path_factory.mktemp("w"), seed=1234)
 
 
 @pytest.fixture(scope="module")

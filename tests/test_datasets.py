@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from shared_data import SHARED_DATA
+from shared_data import DATA, SHARED_DATA
 from pipelines.datasets import (
     DATASETS,
     UPSTREAM_COMMIT,
@@ -27,8 +27,6 @@ from pipelines.datasets import (
     read_checksums,
 )
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = REPO / "data"
 SHARED_STIMULI = SHARED_DATA / "texture-vs-shape" / "stimuli"
 
 

@@ -19,6 +19,7 @@ from skimage import data
 
 from nstcore.backbones import create_backbone, gatys_normalize, save_normalized_weights
 from nstcore.errors import UnsupportedOptionError
+from vgg_fixtures import random_torchvision_vgg19
 
 
 def _photos(size: int) -> torch.Tensor:
@@ -39,11 +40,7 @@ def _relu_outputs(model: torch.nn.Module, x: torch.Tensor) -> list[torch.Tensor]
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(7)
-        ref = torchvision.models.vgg19().eval()
-    path = tmp_path_factory.mktemp("w") / "vgg19-random.pth"
-    torch.save(ref.state_dict(), path)
+    path, ref = random_torchvision_vgg19(tmp_path_factory.mktemp("w"), seed=7)
     net = create_backbone("vgg19", weights=str(path))
     images = _photos(64)
     result = gatys_normalize(net, [images[:3], images[3:]])  # two batches: means pooled over all images

@@ -7,7 +7,8 @@ Reference values: github.com/leongatys/PytorchNeuralStyleTransfer, NeuralStyleTr
 ``GramMatrix``: ``F F^T / (h w)``, ``GramMSELoss``: ``nn.MSELoss`` of Grams, ``nn.MSELoss`` for content,
 ``VGG(pool='max')`` loading ``vgg_conv.pth``, ``optim.LBFGS([opt_img])`` (lr 1, no line search),
 ``opt_img = content_image.clone()``, ``max_iter = 500``, ``img_size = 512``, ``postp`` clips to [0, 1].
-The objective is recomputed here with F.conv2d / F.relu / F.max_pool2d in float64 on Caffe inputs.
+The objective is recomputed here with F.conv2d / F.relu / F.max_pool2d in float64 on Caffe inputs
+(tests/vgg_fixtures.py: gatys_forward, caffe_input).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch.nn.functional as F
 from nstcore.backbones import create_backbone, get_backbone_spec
 from nstcore.transfer import PRESETS, GatysBalanceWarning, TransferConfig, preset, stylize
 from nstcore.transfer.driver import _build_loss
+from vgg_fixtures import caffe_input, gatys_forward, gatys_state_dict
 
 GATYS_CODE = {
     "content_layers": {"relu4_2": 1.0},
@@ -32,18 +34,11 @@ GATYS_CODE = {
     "optimizer": "lbfgs", "lr": 1.0, "line_search": None, "steps": 500, "size": 512, "init": "content",
     "pooling": "max", "box": "clip-at-end", "style_scale": 1.0, "luminance_only": False,
 }
-CONVS = [(b, c) for b, n in enumerate((2, 2, 4, 4, 4), start=1) for c in range(1, n + 1)]
-CHANNELS = (3, 64, 128, 256, 512, 512)
 
 
 def _vgg_conv_file(path, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    sd, cin = {}, 3
-    for b, c in CONVS:
-        cout = CHANNELS[b]
-        sd[f"conv{b}_{c}.weight"] = torch.randn(cout, cin, 3, 3, generator=g) * (2.0 / (9 * cin)) ** 0.5 / 30
-        sd[f"conv{b}_{c}.bias"] = torch.rand(cout, generator=g) * 0.5
-        cin = cout
+    """A ``vgg_conv.pth`` of random tensors (positive biases), saved at ``path``; returns its state dict."""
+    sd = gatys_state_dict(seed, weight_divisor=30, bias=lambda n, g: torch.rand(n, generator=g) * 0.5)
     torch.save(sd, path)
     return sd
 
@@ -67,16 +62,9 @@ def test_preset_is_gatys_code_table():
 
 def _gatys_objective(sd, x01, content01, style01):
     """Gatys' notebook loss, float64, written out: sum_l w_l MSE(G_l, A_l) + MSE(F_r42, P_r42)."""
-    mean = torch.tensor([103.939, 116.779, 123.68], dtype=torch.float64).view(1, 3, 1, 1)
 
     def feats(img):
-        h, out = img.double()[:, [2, 1, 0]] * 255.0 - mean, {}
-        for b in range(1, 6):
-            for c in range(1, (2, 2, 4, 4, 4)[b - 1] + 1):
-                h = F.relu(F.conv2d(h, sd[f"conv{b}_{c}.weight"].double(), sd[f"conv{b}_{c}.bias"].double(), padding=1))
-                out[f"r{b}{c}"] = h
-            h = F.max_pool2d(h, 2, 2)
-        return out
+        return gatys_forward(sd, caffe_input(img))
 
     def gram(t):
         b, c, h, w = t.shape
@@ -85,8 +73,9 @@ def _gatys_objective(sd, x01, content01, style01):
 
     fx, fc, fs = feats(x01), feats(content01), feats(style01)
     weights = [1e3 / n**2 for n in [64, 128, 256, 512, 512]]
-    style = sum(w * F.mse_loss(gram(fx[k]), gram(fs[k])) for w, k in zip(weights, ["r11", "r21", "r31", "r41", "r51"]))
-    return style + 1.0 * F.mse_loss(fx["r42"], fc["r42"])
+    style_layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]  # Gatys' r11 .. r51
+    style = sum(w * F.mse_loss(gram(fx[k]), gram(fs[k])) for w, k in zip(weights, style_layers))
+    return style + 1.0 * F.mse_loss(fx["relu4_2"], fc["relu4_2"])  # Gatys' r42
 
 
 def test_preset_objective_equals_gatys_code_on_vgg_conv_weights(tmp_path):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from shared_data import SHARED_DATA
+from shared_data import DATA, SHARED_DATA
 from pipelines.imagesets import (
     CATEGORIES,
     ImageItem,
@@ -25,8 +25,6 @@ from pipelines.imagesets import (
     read_manifest,
 )
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = REPO / "data"
 RAW = SHARED_DATA / "texture-vs-shape" / "raw-data"
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -7,6 +7,7 @@ import torch
 from torch import Tensor
 
 import nstcore  # noqa: F401
+from lbfgs_reference import torch_lbfgs
 from nstcore.optimize import OptimizeError, adam_minimize, lbfgs_minimize
 
 DT = torch.float64
@@ -27,23 +28,6 @@ B4 = torch.tensor([2.0, 1.0, 3.0, 0.5], dtype=DT)
 def x0_4() -> Tensor:
     g = torch.Generator().manual_seed(0)
     return 0.3 * torch.randn(4, 6, generator=g, dtype=DT)
-
-
-def torch_lbfgs(loss_fn, x0: Tensor, **kw) -> tuple[Tensor, list[Tensor], dict]:
-    """Reference: torch.optim.LBFGS, one step() call; returns final x, evaluated points, state."""
-    p = x0.detach().clone().requires_grad_(True)
-    opt = torch.optim.LBFGS([p], **kw)
-    points: list[Tensor] = []
-
-    def closure() -> Tensor:
-        opt.zero_grad()
-        points.append(p.detach().clone())
-        loss = loss_fn(p)
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    return p.detach(), points, opt.state[p]
 
 
 def tracing(closure):

@@ -7,6 +7,7 @@ import torch
 from torch import Tensor
 
 import nstcore  # noqa: F401
+from lbfgs_reference import torch_lbfgs
 from nstcore.optimize import lbfgs_minimize
 from nstcore.optimize.line_search import cubic_interpolate
 
@@ -23,19 +24,7 @@ def starts(n: int, scale: float, batch: int, seed: int = 0) -> Tensor:
 
 
 def torch_lbfgs_wolfe(loss_fn, x0: Tensor, **kw) -> tuple[Tensor, list[Tensor], dict]:
-    p = x0.detach().clone().requires_grad_(True)
-    opt = torch.optim.LBFGS([p], line_search_fn="strong_wolfe", **kw)
-    points: list[Tensor] = []
-
-    def closure() -> Tensor:
-        opt.zero_grad()
-        points.append(p.detach().clone())
-        loss = loss_fn(p)
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    return p.detach(), points, opt.state[p]
+    return torch_lbfgs(loss_fn, x0, line_search_fn="strong_wolfe", **kw)
 
 
 def tracing(fn):

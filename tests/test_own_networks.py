@@ -14,7 +14,7 @@ from PIL import Image
 
 import nstcore  # noqa: F401  (torchvision shim)
 import torchvision
-from nstcore.backbones import create_backbone, get_backbone_spec
+from nstcore.backbones import FeatureExtractor, create_backbone, get_backbone_spec
 from nstcore.classify import CATEGORIES, classify_probabilities
 from nstcore.errors import UnknownBackboneError, UnknownLayerError, UnsupportedOptionError, WeightsCorruptError
 from nstcore.label_maps import LabelMapError
@@ -28,10 +28,15 @@ def seeded(arch: str, seed: int = 0, **kwargs) -> torch.nn.Module:
         return torchvision.models.get_model(arch, weights=None, **kwargs).eval()
 
 
+def ours_and_seeded(arch: str, seed: int) -> tuple[FeatureExtractor, torch.nn.Module]:
+    """``torchvision:<arch>`` through nstcore with random weights ``seed``, and torchvision's own module
+    built with the same seed (the reference, called directly)."""
+    return create_backbone(f"torchvision:{arch}", weights="random", seed=seed), seeded(arch, seed)
+
+
 @torch.no_grad()
 def test_resnet18_two_nodes_and_logits_match_direct_modules():
-    net = create_backbone("torchvision:resnet18", weights="random", seed=3)
-    ref = seeded("resnet18", 3)
+    net, ref = ours_and_seeded("resnet18", 3)
     x = torch.rand(2, 3, 64, 64)
     feats = net(x, ["layer1.0.relu_1", "layer3"])
     stem = ref.maxpool(ref.relu(ref.bn1(ref.conv1(x))))
@@ -64,17 +69,15 @@ def test_network_is_cut_after_the_deepest_requested_node():
     ("convnext_tiny", "features.3", lambda m, x: m.features[:4](x)),
 ])
 def test_other_families_nodes_match_direct_modules(arch, node, direct):
-    net = create_backbone(f"torchvision:{arch}", weights="random", seed=1)
+    net, ref = ours_and_seeded(arch, 1)
     x = torch.rand(1, 3, 64, 64)
-    ref = seeded(arch, 1)
     torch.testing.assert_close(net(x, [node])[node], direct(ref, x))
     torch.testing.assert_close(net(x, "features.1")["features.1"], ref.features[:2](x))
 
 
 @torch.no_grad()
 def test_vit_token_nodes_become_feature_maps():
-    net = create_backbone("torchvision:vit_b_16", weights="random", seed=2)
-    ref = seeded("vit_b_16", 2)
+    net, ref = ours_and_seeded("vit_b_16", 2)
     x = torch.rand(1, 3, 224, 224)
     out = net(x, ["encoder.layers.encoder_layer_0", "encoder.ln"])
     tokens = ref._process_input(x)

@@ -3,7 +3,7 @@
 Files are constructed here (random tensors with the published key names and shapes, saved with
 torch.save); the reference forward pass is written out with F.conv2d / F.relu / F.max_pool2d in
 float64, the way Gatys' notebook defines its VGG, with the Caffe input convention (BGR, 0..255, minus the
-mean pixel [103.939, 116.779, 123.68]) applied by hand.
+mean pixel [103.939, 116.779, 123.68]) applied by hand (tests/vgg_fixtures.py).
 """
 
 from __future__ import annotations
@@ -11,47 +11,14 @@ from __future__ import annotations
 import nstcore  # noqa: F401  (torchvision shim)
 import pytest
 import torch
-import torch.nn.functional as F
 import torchvision
 
 from nstcore.backbones import create_backbone
 from nstcore.errors import ClassifierUnavailableError, UnsupportedOptionError, WeightsMismatchError
-
-VGG19_CONVS = [(b, c) for b, n in enumerate((2, 2, 4, 4, 4), start=1) for c in range(1, n + 1)]
-CHANNELS = (3, 64, 128, 256, 512, 512)
-
-
-def _gatys_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
-    """``conv1_1.weight`` ... ``conv5_4.bias``: the keys and shapes of Gatys' vgg_conv.pth."""
-    g = torch.Generator().manual_seed(seed)
-    sd, cin = {}, 3
-    for b, c in VGG19_CONVS:
-        cout = CHANNELS[b]
-        sd[f"conv{b}_{c}.weight"] = torch.randn(cout, cin, 3, 3, generator=g) * (2.0 / (9 * cin)) ** 0.5 / 40
-        sd[f"conv{b}_{c}.bias"] = torch.randn(cout, generator=g) * 0.1
-        cin = cout
-    return sd
-
-
-def _caffe_input(x01: torch.Tensor) -> torch.Tensor:
-    bgr = x01.double()[:, [2, 1, 0]] * 255.0
-    return bgr - torch.tensor([103.939, 116.779, 123.68], dtype=torch.float64).view(1, 3, 1, 1)
-
-
-def _gatys_forward(sd: dict[str, torch.Tensor], x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Gatys' notebook VGG (pool='max'): r11, r12, p1, ... in float64."""
-    out, h = {}, x
-    for b in range(1, 6):
-        for c in range(1, (2, 2, 4, 4, 4)[b - 1] + 1):
-            h = F.relu(F.conv2d(h, sd[f"conv{b}_{c}.weight"].double(), sd[f"conv{b}_{c}.bias"].double(), padding=1))
-            out[f"relu{b}_{c}"] = h
-        h = F.max_pool2d(h, 2, 2)
-        out[f"pool{b}"] = h
-    return out
-
+from vgg_fixtures import VGG19_CONVS, caffe_input, gatys_forward, gatys_state_dict
 
 def test_vgg_conv_pth_layout_loads_with_caffe_preprocessing(tmp_path):
-    sd = _gatys_state_dict()
+    sd = gatys_state_dict()
     path = tmp_path / "vgg_conv.pth"
     torch.save(sd, path)
     net = create_backbone("vgg19", weights=str(path))
@@ -61,7 +28,7 @@ def test_vgg_conv_pth_layout_loads_with_caffe_preprocessing(tmp_path):
     with pytest.raises(ClassifierUnavailableError):
         net.logits(torch.zeros(1, 3, 32, 32))
     x01 = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(3))
-    ref = _gatys_forward(sd, _caffe_input(x01))
+    ref = gatys_forward(sd, caffe_input(x01))
     with torch.no_grad():
         got = net(net.normalize(x01), ["relu1_1", "relu4_2", "relu5_1", "pool5"])
     for layer, t in got.items():
@@ -70,7 +37,7 @@ def test_vgg_conv_pth_layout_loads_with_caffe_preprocessing(tmp_path):
 
 
 def test_caffe_converted_vgg_with_classifier_and_override(tmp_path):
-    sd = _gatys_state_dict(seed=1)
+    sd = gatys_state_dict(seed=1)
     g = torch.Generator().manual_seed(2)
     for name, shape in (("fc6", (4096, 25088)), ("fc7", (4096, 4096)), ("fc8", (1000, 4096))):
         sd[f"{name}.weight"] = torch.randn(*shape, generator=g) * 0.01
@@ -90,7 +57,7 @@ def test_caffe_converted_vgg_with_classifier_and_override(tmp_path):
             ref.classifier[idx].weight.copy_(sd[f"{name}.weight"])
             ref.classifier[idx].bias.copy_(sd[f"{name}.bias"])
         x01 = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(4))
-        expected = ref(_caffe_input(x01))
+        expected = ref(caffe_input(x01))
         got = net.logits(net.normalize(x01))
     torch.testing.assert_close(got.double(), expected, rtol=1e-4, atol=1e-5)
 
@@ -107,11 +74,11 @@ def test_caffe_converted_vgg_with_classifier_and_override(tmp_path):
 
 
 def test_incomplete_or_wrong_variant_caffe_layouts_are_refused(tmp_path):
-    sd = _gatys_state_dict()
+    sd = gatys_state_dict()
     del sd["conv3_2.weight"]
     torch.save(sd, tmp_path / "cut.pth")
     with pytest.raises(WeightsMismatchError, match="conv3_2.weight"):
         create_backbone("vgg19", weights=str(tmp_path / "cut.pth"))
-    torch.save(_gatys_state_dict(), tmp_path / "vgg19_conv.pth")
+    torch.save(gatys_state_dict(), tmp_path / "vgg19_conv.pth")
     with pytest.raises(WeightsMismatchError, match="conv3_4.weight"):
         create_backbone("vgg16", weights=str(tmp_path / "vgg19_conv.pth"))

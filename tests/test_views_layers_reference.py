@@ -26,6 +26,17 @@ def _latest(rows: list[dict], key) -> list[dict]:
     return list(best.values())
 
 
+def _groups_against_view(rows: list[dict], key: tuple[str, ...], con, view: str) -> list[tuple[dict, list[dict]]]:
+    """The latest rows per ``key`` columns grouped per (weights_tag, layer), each group with the view's row
+    for it; the view must have exactly these groups."""
+    groups = defaultdict(list)
+    for r in _latest(rows, lambda r: tuple(r[column] for column in key)):
+        groups[(r["weights_tag"], r["layer"])].append(r)
+    got = {(r["weights_tag"], r["layer"]): r for r in fetch_dicts(con, f"SELECT * FROM {view}")}
+    assert set(got) == set(groups)
+    return [(got[group], members) for group, members in groups.items()]
+
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     rng = random.Random(99)
@@ -55,14 +66,8 @@ def store(tmp_path_factory):
 
 def test_layer_style_stats_against_python(store):
     stats, _, con = store
-    latest = _latest(stats, lambda r: (r["weights_sha256"], r["image_id"], r["layer"]))
-    groups = defaultdict(list)
-    for r in latest:
-        groups[(r["weights_tag"], r["layer"])].append(r)
-    got = {(r["weights_tag"], r["layer"]): r for r in fetch_dicts(con, "SELECT * FROM layer_style_stats")}
-    assert set(got) == set(groups)
-    for key, rows in groups.items():
-        row = got[key]
+    key = ("weights_sha256", "image_id", "layer")
+    for row, rows in _groups_against_view(stats, key, con, "layer_style_stats"):
         assert row["n_images"] == len(rows)
         for column in ("trace", "fro_norm", "effective_rank", "sparsity"):
             values = [r[column] for r in rows]
@@ -74,14 +79,8 @@ def test_layer_style_stats_against_python(store):
 
 def test_reconstruction_quality_against_python(store):
     _, recs, con = store
-    latest = _latest(recs, lambda r: (r["weights_sha256"], r["image_id"], r["kind"], r["layer"]))
-    groups = defaultdict(list)
-    for r in latest:
-        groups[(r["weights_tag"], r["layer"])].append(r)
-    got = {(r["weights_tag"], r["layer"]): r for r in fetch_dicts(con, "SELECT * FROM reconstruction_quality")}
-    assert set(got) == set(groups)
-    for key, rows in groups.items():
-        row = got[key]
+    key = ("weights_sha256", "image_id", "kind", "layer")
+    for row, rows in _groups_against_view(recs, key, con, "reconstruction_quality"):
         assert row["n"] == len(rows)
         assert row["psnr"] == pytest.approx(statistics.fmean(r["psnr"] for r in rows), rel=1e-12)
         assert row["ssim"] == pytest.approx(statistics.fmean(r["ssim"] for r in rows), rel=1e-12)
