@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from nstcore.backbones import FeatureExtractor, get_backbone_spec
+from nstcore.batch_checks import check_image_batch
 from nstcore.errors import NstcoreError
 from nstcore.losses import ContentLoss, PerceptualLoss, StyleLoss
 from nstcore.metrics import normalized_feature_error, pixel_mse, psnr, ssim
@@ -166,21 +167,9 @@ class ReconstructionOptions:
 
 
 def _check_images(images: Tensor, *, where: str) -> None:
-    if not isinstance(images, Tensor):
-        raise ReconstructionError(f"{where}: expected a torch.Tensor [B, 3, H, W], got {type(images).__name__}.")
-    if images.dim() == 3:
+    if isinstance(images, Tensor) and images.dim() == 3:
         raise ReconstructionError(f"{where}: expected a batch [B, 3, H, W], got {tuple(images.shape)}; use images.unsqueeze(0).")
-    if images.dim() != 4 or images.shape[1] != 3:
-        raise ReconstructionError(
-            f"{where}: expected RGB images [B, 3, H, W], got shape {tuple(images.shape)}; convert to RGB first."
-        )
-    if not images.is_floating_point() or images.shape[0] == 0:
-        raise ReconstructionError(f"{where}: expected a non-empty floating-point batch, got {images.dtype} {tuple(images.shape)}.")
-    lo, hi = float(images.min()), float(images.max())
-    if lo < -1e-3 or hi > 1 + 1e-3:
-        raise ReconstructionError(
-            f"{where}: values must lie in [0, 1], got [{lo:.3g}, {hi:.3g}]; pass un-normalised images."
-        )
+    check_image_batch(images, where=where, error=ReconstructionError, fix="convert to RGB first.")
 
 
 def _noise(images: Tensor, seed: int) -> Tensor:
