@@ -9,15 +9,13 @@ import torch
 from torch import Tensor
 
 from nstcore.stats._base import (
-    FeatureShapeError,
     Reduction,
     StatisticsError,
     _check_features,
     _check_reduction,
+    _distance_to_target,
     _flat,
-    _match_batch,
     _no_autocast,
-    _squared_distance,
 )
 from nstcore.stats.registry import StyleStatistic, register_statistic
 
@@ -47,14 +45,9 @@ class _ChannelMoments(StyleStatistic):
             return self._pool(_flat(features))
 
     def loss(self, features: Tensor, target: Tensor) -> Tensor:
-        stats = self.target(features)
-        if target.shape[1:] != stats.shape[1:]:
-            raise FeatureShapeError(
-                f"{type(self).__name__}.loss: target shape {tuple(target.shape)} does not fit "
-                f"statistics of shape {tuple(stats.shape)}; build the target with .target() on the same layer."
-            )
-        target = _match_batch(target, stats.shape[0], where=f"{type(self).__name__}.loss").to(stats.dtype)
-        return _squared_distance(stats, target, self.reduction)
+        return _distance_to_target(self.target(features), target, self.reduction, where=f"{type(self).__name__}.loss",
+                                   described="statistics of shape",
+                                   advice="build the target with .target() on the same layer")
 
 
 @register_statistic
