@@ -86,8 +86,21 @@ def _channel_std(flat: Tensor, eps: float) -> Tensor:
     return torch.sqrt((centred * centred).mean(dim=2) + eps)
 
 
+class _WithStd(_ChannelMoments):
+    """Moments that include channel standard deviations, with their ``eps`` option."""
+
+    def __init__(self, *, eps: float = 1e-5, reduction: Reduction = "mean") -> None:
+        super().__init__(reduction=reduction)
+        if not eps >= 0.0:
+            raise StatisticsError(f"{type(self).__name__}: eps must be >= 0, got {eps!r}.")
+        self.eps = float(eps)
+
+    def config(self) -> dict[str, object]:
+        return {"eps": self.eps, "reduction": self.reduction}
+
+
 @register_statistic
-class Std(_ChannelMoments):
+class Std(_WithStd):
     """Channel standard deviations ``sqrt((1/M) sum_m (F_cm - mu_c)^2 + eps)`` (population variance).
 
     ``eps`` keeps the gradient finite on constant channels (AdaIN uses 1e-5).
@@ -95,21 +108,12 @@ class Std(_ChannelMoments):
 
     name = "std"
 
-    def __init__(self, *, eps: float = 1e-5, reduction: Reduction = "mean") -> None:
-        super().__init__(reduction=reduction)
-        if not eps >= 0.0:
-            raise StatisticsError(f"Std: eps must be >= 0, got {eps!r}.")
-        self.eps = float(eps)
-
-    def config(self) -> dict[str, object]:
-        return {"eps": self.eps, "reduction": self.reduction}
-
     def _pool(self, flat: Tensor) -> Tensor:
         return _channel_std(flat, self.eps)
 
 
 @register_statistic
-class MeanStd(_ChannelMoments):
+class MeanStd(_WithStd):
     """AdaIN statistics (Huang & Belongie 2017): target ``[B, 2C]`` = channel means then stds.
 
     ``reduction='sum'`` gives the paper's ``||mu - mu_t||^2 + ||sigma - sigma_t||^2``;
@@ -117,15 +121,6 @@ class MeanStd(_ChannelMoments):
     """
 
     name = "mean_std"
-
-    def __init__(self, *, eps: float = 1e-5, reduction: Reduction = "mean") -> None:
-        super().__init__(reduction=reduction)
-        if not eps >= 0.0:
-            raise StatisticsError(f"MeanStd: eps must be >= 0, got {eps!r}.")
-        self.eps = float(eps)
-
-    def config(self) -> dict[str, object]:
-        return {"eps": self.eps, "reduction": self.reduction}
 
     def _pool(self, flat: Tensor) -> Tensor:
         return torch.cat([flat.mean(dim=2), _channel_std(flat, self.eps)], dim=1)
