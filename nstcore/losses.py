@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from nstcore.backbones import FeatureExtractor
+from nstcore.batch_checks import check_image_batch
 from nstcore.errors import NstcoreError
 from nstcore.stats import Gram, StyleStatistic
 
@@ -50,15 +51,9 @@ def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 def _check_images(x: Tensor, *, where: str) -> None:
-    if not isinstance(x, Tensor):
-        raise LossInputError(f"{where}: expected a torch.Tensor [B, 3, H, W], got {type(x).__name__}.")
-    if x.dim() != 4 or x.shape[1] != 3:
-        raise LossInputError(
-            f"{where}: expected RGB images [B, 3, H, W], got shape {tuple(x.shape)}; convert grayscale "
-            "images to 3 channels (nstcore.color.gray_to_rgb) and add a batch dimension."
-        )
-    if not x.is_floating_point():
-        raise LossInputError(f"{where}: expected floating-point images in [0, 1], got dtype {x.dtype}.")
+    """A floating-point RGB batch (values unchecked: iterates may leave [0, 1] before clipping)."""
+    check_image_batch(x, where=where, error=LossInputError, values=False,
+                      fix="convert grayscale images to 3 channels (nstcore.color.gray_to_rgb) and add a batch dimension.")
 
 
 def _feature(features: Mapping[str, Tensor], layer: str, *, where: str) -> Tensor:

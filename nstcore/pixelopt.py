@@ -43,6 +43,7 @@ __all__ = [
     "PixelOptOptions",
     "PixelOptResult",
     "at_precision",
+    "check_line_search_and_steps",
     "minimize_pixels",
     "optimizer_accepts_bounds",
 ]
@@ -75,6 +76,21 @@ def at_precision(model: FeatureExtractor, layers: Sequence[str], precision: str)
     return copy.deepcopy(trimmed).to(dtype)
 
 
+def check_line_search_and_steps(line_search: str | None, optimizer: str, box: str, steps: object, *,
+                                prefix: str = "", error: type[NstcoreError] = PixelOptError) -> None:
+    """Raise ``error`` unless ``line_search`` is None or ``strong_wolfe`` (then with L-BFGS and ``clip-at-end``)
+    and ``steps`` is an int >= 1; ``prefix`` names the owner of the options in the messages."""
+    if line_search not in (None, "strong_wolfe"):
+        raise error(f"{prefix}line_search must be None or 'strong_wolfe', got {line_search!r}.")
+    if line_search is not None and (optimizer != "lbfgs" or box != "clip-at-end"):
+        raise error(
+            f"{prefix}line_search='strong_wolfe' needs optimizer='lbfgs' and box='clip-at-end' (torch.optim.LBFGS "
+            "has no box constraint)."
+        )
+    if not isinstance(steps, int) or steps < 1:
+        raise error(f"{prefix}steps must be an int >= 1, got {steps!r}.")
+
+
 @dataclass(frozen=True, kw_only=True)
 class PixelOptOptions:
     """How to optimise: optimiser, steps, step size, box policy and robustness options.
@@ -102,15 +118,7 @@ class PixelOptOptions:
             raise PixelOptError(f"optimizer must be 'lbfgs' or 'adam', got {self.optimizer!r}.")
         if self.box not in BOX_POLICIES:
             raise PixelOptError(f"box must be one of {BOX_POLICIES}, got {self.box!r}.")
-        if self.line_search not in (None, "strong_wolfe"):
-            raise PixelOptError(f"line_search must be None or 'strong_wolfe', got {self.line_search!r}.")
-        if self.line_search is not None and (self.optimizer != "lbfgs" or self.box != "clip-at-end"):
-            raise PixelOptError(
-                "line_search='strong_wolfe' needs optimizer='lbfgs' and box='clip-at-end' (torch.optim.LBFGS "
-                "has no box constraint)."
-            )
-        if not isinstance(self.steps, int) or self.steps < 1:
-            raise PixelOptError(f"steps must be an int >= 1, got {self.steps!r}.")
+        check_line_search_and_steps(self.line_search, self.optimizer, self.box, self.steps)
 
 
 @dataclass(repr=False)

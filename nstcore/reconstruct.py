@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from nstcore.backbones import FeatureExtractor, get_backbone_spec
+from nstcore.batch_checks import check_image_batch
 from nstcore.errors import NstcoreError
 from nstcore.losses import ContentLoss, PerceptualLoss, StyleLoss
 from nstcore.metrics import normalized_feature_error, pixel_mse, psnr, ssim
@@ -38,6 +39,7 @@ from nstcore.stats import gram_matrix
 
 __all__ = [
     "ReconstructionError",
+    "ReconstructionOptions",
     "ReconstructionResult",
     "default_layers",
     "reconstruct_content",
@@ -140,25 +142,34 @@ class ReconstructionResult:
         )
 
 
+@dataclass(frozen=True, kw_only=True)
+class ReconstructionOptions:
+    """The keyword options of :func:`reconstruct_content` and :func:`synthesize_texture`.
+
+    ``lr`` defaults to 1.0 for L-BFGS and 0.02 for Adam; ``tv_weight``: weight of the total-variation
+    prior (Mahendran & Vedaldi 2015); ``box``, ``keep_best``, ``precision``: see the module docstring
+    and :mod:`nstcore.pixelopt`.
+    """
+
+    steps: int = 200
+    seed: int = 0
+    optimizer: Literal["lbfgs", "adam"] = "lbfgs"
+    lr: float | None = None
+    tv_weight: float = 0.0
+    record_every: int = 0
+    history_size: int = 100
+    box: str = "bounded"
+    keep_best: bool = True
+    precision: str = "float32"
+
+
 # -------------------------------------------------------------------------------------------- helpers
 
 
 def _check_images(images: Tensor, *, where: str) -> None:
-    if not isinstance(images, Tensor):
-        raise ReconstructionError(f"{where}: expected a torch.Tensor [B, 3, H, W], got {type(images).__name__}.")
-    if images.dim() == 3:
+    if isinstance(images, Tensor) and images.dim() == 3:
         raise ReconstructionError(f"{where}: expected a batch [B, 3, H, W], got {tuple(images.shape)}; use images.unsqueeze(0).")
-    if images.dim() != 4 or images.shape[1] != 3:
-        raise ReconstructionError(
-            f"{where}: expected RGB images [B, 3, H, W], got shape {tuple(images.shape)}; convert to RGB first."
-        )
-    if not images.is_floating_point() or images.shape[0] == 0:
-        raise ReconstructionError(f"{where}: expected a non-empty floating-point batch, got {images.dtype} {tuple(images.shape)}.")
-    lo, hi = float(images.min()), float(images.max())
-    if lo < -1e-3 or hi > 1 + 1e-3:
-        raise ReconstructionError(
-            f"{where}: values must lie in [0, 1], got [{lo:.3g}, {hi:.3g}]; pass un-normalised images."
-        )
+    check_image_batch(images, where=where, error=ReconstructionError, fix="convert to RGB first.")
 
 
 def _noise(images: Tensor, seed: int) -> Tensor:
@@ -167,27 +178,27 @@ def _noise(images: Tensor, seed: int) -> Tensor:
     return noise.to(device=images.device, dtype=images.dtype).expand_as(images).clone()
 
 
-def _options(optimizer: str, steps: int, lr: float | None, box: str, keep_best: bool, record_every: int,
-             history_size: int, where: str) -> PixelOptOptions:
-    default_lr = {"lbfgs": 1.0, "adam": 0.02}.get(optimizer, 1.0)
-    try:
-        return PixelOptOptions(optimizer=optimizer, steps=steps, lr=default_lr if lr is None else lr, box=box,
-                               keep_best=keep_best, record_every=record_every, history_size=history_size)
-    except PixelOptError as exc:
-        raise ReconstructionError(f"{where}: {exc}") from None
-
-
-def _check_common(model: FeatureExtractor, images: Tensor, steps: int, layers: Sequence[str], precision: str,
-                  where: str) -> None:
+def _prepare(model: FeatureExtractor, images: Tensor, layers: Sequence[str], options: dict[str, Any],
+             where: str) -> tuple[ReconstructionOptions, PixelOptOptions]:
+    """Validate the call; the run's options and the optimiser's (``lr`` defaulting per optimiser)."""
+    opts = ReconstructionOptions(**options)
     if not isinstance(model, FeatureExtractor):
         raise ReconstructionError(f"{where}: model must be a FeatureExtractor (create_backbone), got {type(model).__name__}.")
     _check_images(images, where=where)
-    if not isinstance(steps, int) or steps < 1:
-        raise ReconstructionError(f"{where}: steps must be an int >= 1, got {steps!r}.")
-    if precision not in PRECISIONS:
-        raise ReconstructionError(f"{where}: precision must be one of {PRECISIONS}, got {precision!r}.")
+    if not isinstance(opts.steps, int) or opts.steps < 1:
+        raise ReconstructionError(f"{where}: steps must be an int >= 1, got {opts.steps!r}.")
+    if opts.precision not in PRECISIONS:
+        raise ReconstructionError(f"{where}: precision must be one of {PRECISIONS}, got {opts.precision!r}.")
     for layer in layers:
         model.layer_index(layer)  # UnknownLayerError listing the valid names
+    default_lr = {"lbfgs": 1.0, "adam": 0.02}.get(opts.optimizer, 1.0)
+    try:
+        return opts, PixelOptOptions(
+            optimizer=opts.optimizer, steps=opts.steps, lr=default_lr if opts.lr is None else opts.lr, box=opts.box,
+            keep_best=opts.keep_best, record_every=opts.record_every, history_size=opts.history_size,
+        )
+    except PixelOptError as exc:
+        raise ReconstructionError(f"{where}: {exc}") from None
 
 
 def _pixel_metrics(x: Tensor, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -197,105 +208,67 @@ def _pixel_metrics(x: Tensor, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return pixel_mse(x, ref), psnr(x, ref), s
 
 
-def _run(loss_fn: PerceptualLoss, images: Tensor, seed: int, options: PixelOptOptions):
-    """Optimise from seeded noise; the stored images, their loss, the optimised loss, the run."""
-    result = minimize_pixels(lambda x: loss_fn(x).total, _noise(images, seed), options=options)
+def _feature_error(kind: Kind, layers: tuple[str, ...], fx: Mapping[str, Tensor], fr: Mapping[str, Tensor]) -> Tensor:
+    """Content: ``||phi(x*) - phi_0||^2 / ||phi_0||^2`` at the layer (Mahendran & Vedaldi 2015); texture: the
+    same ratio for the Gram matrices, averaged over the layers (Gatys et al. 2015)."""
+    if kind == "content":
+        return normalized_feature_error(fx[layers[0]], fr[layers[0]])
+    errors = [normalized_feature_error(gram_matrix(fx[layer]), gram_matrix(fr[layer])) for layer in layers]
+    return torch.stack(errors).mean(dim=0)
+
+
+def _reconstruct(kind: Kind, model: FeatureExtractor, images: Tensor, layers: tuple[str, ...],
+                 opts: ReconstructionOptions, pixel_options: PixelOptOptions, *, content: ContentLoss | None = None,
+                 style: StyleLoss | None = None) -> ReconstructionResult:
+    """Optimise from seeded noise against ``content`` / ``style`` (targets: ``images``) and measure the result."""
+    images = images.to(_DTYPES[opts.precision])
+    loss_fn = PerceptualLoss(at_precision(model, layers, opts.precision), content=content, style=style,
+                             tv_weight=opts.tv_weight, per_image=opts.precision == "float64")
+    loss_fn.set_targets(content=images, style=images)  # each term takes its targets from the originals
+    result = minimize_pixels(lambda x: loss_fn(x).total, _noise(images, opts.seed), options=pixel_options)
+    x = result.stored
     with torch.no_grad():
-        stored_loss = loss_fn(result.stored).total
-    return result, stored_loss
+        stored_loss = loss_fn(x).total
+        feature_error = _feature_error(kind, layers, loss_fn.features(x), loss_fn.features(images))
+    mse, p, s = _pixel_metrics(x, images)
+    return ReconstructionResult(
+        kind=kind, layers=layers, steps=opts.steps, images=x, feature_error=feature_error, pixel_mse=mse, psnr=p,
+        ssim=s, n_iter=result.n_iter, history=result.history, stored_loss=stored_loss,
+        optimized_loss=result.objective_optimized, box=opts.box, box_method=result.box_method, precision=opts.precision,
+    )
 
 
 # -------------------------------------------------------------------------------------------- API
 
 
-def reconstruct_content(
-    model: FeatureExtractor,
-    images: Tensor,
-    *,
-    layer: str,
-    steps: int = 200,
-    seed: int = 0,
-    optimizer: Literal["lbfgs", "adam"] = "lbfgs",
-    lr: float | None = None,
-    tv_weight: float = 0.0,
-    record_every: int = 0,
-    history_size: int = 100,
-    box: str = "bounded",
-    keep_best: bool = True,
-    precision: str = "float32",
-) -> ReconstructionResult:
+def reconstruct_content(model: FeatureExtractor, images: Tensor, *, layer: str, **options: Any) -> ReconstructionResult:
     """Reconstruct ``images`` ``[B, 3, H, W]`` (in ``[0, 1]``) from noise through the activations of ``layer``.
 
     Minimises ``||phi(x) - phi_0||^2 / ||phi_0||^2 + tv_weight * TV(x)`` per image (Mahendran &
     Vedaldi 2015, eq. 1 with their normalisation, TV as :func:`nstcore.losses.total_variation`).
-    ``lr`` defaults to 1.0 for L-BFGS and 0.02 for Adam. ``box``, ``keep_best``, ``precision``: see the
-    module docstring and :mod:`nstcore.pixelopt`.
+    ``options``: the keyword options of :class:`ReconstructionOptions` (``steps``, ``seed``, ``optimizer``,
+    ``lr``, ``tv_weight``, ``record_every``, ``history_size``, ``box``, ``keep_best``, ``precision``).
     """
-    _check_common(model, images, steps, [layer], precision, "reconstruct_content")
-    options = _options(optimizer, steps, lr, box, keep_best, record_every, history_size, "reconstruct_content")
-    images = images.to(_DTYPES[precision])
-    loss_fn = PerceptualLoss(at_precision(model, [layer], precision), content=ContentLoss(layer, normalized=True),
-                             tv_weight=tv_weight, per_image=precision == "float64")
-    loss_fn.set_targets(content=images)
-    result, stored_loss = _run(loss_fn, images, seed, options)
-    x = result.stored
-    with torch.no_grad():
-        feat = loss_fn.features(x)[layer]
-        ref = loss_fn.features(images)[layer]
-    mse, p, s = _pixel_metrics(x, images)
-    return ReconstructionResult(
-        kind="content", layers=(layer,), steps=steps, images=x,
-        feature_error=normalized_feature_error(feat, ref), pixel_mse=mse, psnr=p, ssim=s,
-        n_iter=result.n_iter, history=result.history, stored_loss=stored_loss,
-        optimized_loss=result.objective_optimized, box=box, box_method=result.box_method, precision=precision,
-    )
+    opts, pixel_options = _prepare(model, images, [layer], options, "reconstruct_content")
+    return _reconstruct("content", model, images, (layer,), opts, pixel_options,
+                        content=ContentLoss(layer, normalized=True))
 
 
-def synthesize_texture(
-    model: FeatureExtractor,
-    images: Tensor,
-    *,
-    layers: Sequence[str],
-    steps: int = 200,
-    seed: int = 0,
-    optimizer: Literal["lbfgs", "adam"] = "lbfgs",
-    lr: float | None = None,
-    tv_weight: float = 0.0,
-    record_every: int = 0,
-    history_size: int = 100,
-    box: str = "bounded",
-    keep_best: bool = True,
-    precision: str = "float32",
-) -> ReconstructionResult:
+def synthesize_texture(model: FeatureExtractor, images: Tensor, *, layers: Sequence[str],
+                       **options: Any) -> ReconstructionResult:
     """Synthesise a texture per image by matching the Gram matrices of ``layers`` from noise.
 
     Gatys et al. 2015: the loss is ``(1/L) sum_l mean (G_l - A_l)^2 / mean A_l^2`` per image, Grams
-    normalised by ``H*W`` (see the module docstring for the per-layer normalisation).
+    normalised by ``H*W`` (see the module docstring for the per-layer normalisation). ``options``: as
+    for :func:`reconstruct_content`.
     """
     layers = tuple(layers)
     if not layers:
         raise ReconstructionError("synthesize_texture: layers must name at least one layer.")
-    _check_common(model, images, steps, layers, precision, "synthesize_texture")
-    options = _options(optimizer, steps, lr, box, keep_best, record_every, history_size, "synthesize_texture")
-    images = images.to(_DTYPES[precision])
+    opts, pixel_options = _prepare(model, images, layers, options, "synthesize_texture")
     weight = 1.0 / len(layers)
-    loss_fn = PerceptualLoss(
-        at_precision(model, layers, precision), style=StyleLoss({layer: weight for layer in layers}, normalized=True),
-        tv_weight=tv_weight, per_image=precision == "float64",
-    )
-    loss_fn.set_targets(style=images)
-    result, stored_loss = _run(loss_fn, images, seed, options)
-    x = result.stored
-    with torch.no_grad():
-        fx, fr = loss_fn.features(x), loss_fn.features(images)
-        errors = [normalized_feature_error(gram_matrix(fx[layer]), gram_matrix(fr[layer])) for layer in layers]
-    mse, p, s = _pixel_metrics(x, images)
-    return ReconstructionResult(
-        kind="texture", layers=layers, steps=steps, images=x,
-        feature_error=torch.stack(errors).mean(dim=0), pixel_mse=mse, psnr=p, ssim=s,
-        n_iter=result.n_iter, history=result.history, stored_loss=stored_loss,
-        optimized_loss=result.objective_optimized, box=box, box_method=result.box_method, precision=precision,
-    )
+    return _reconstruct("texture", model, images, layers, opts, pixel_options,
+                        style=StyleLoss({layer: weight for layer in layers}, normalized=True))
 
 
 def default_layers(model: FeatureExtractor, kind: Kind = "content") -> tuple[str, ...]:

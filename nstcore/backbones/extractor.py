@@ -25,6 +25,10 @@ class FeatureExtractor(nn.Module):
     ``gatys-vgg_conv``, ``caffe``); ``weights_normalized``: Gatys-normalised weights (Gatys et al. 2015).
     """
 
+    #: the constructor arguments that describe the network rather than its modules (a trimmed copy keeps them)
+    _DESCRIPTION = ("name", "family", "preprocessing", "weights_tag", "weights_sha256", "pooling", "feature_info",
+                    "weights_format", "weights_normalized")
+
     def __init__(
         self,
         *,
@@ -152,19 +156,7 @@ class FeatureExtractor(nn.Module):
         """
         last = max(self._indices(layers))
         kept = [(n, m) for i, (n, m) in enumerate(self.body.items()) if i <= last]
-        out = FeatureExtractor(
-            name=self.name,
-            family=self.family,
-            layers=kept,
-            head=None,
-            preprocessing=self.preprocessing,
-            weights_tag=self.weights_tag,
-            weights_sha256=self.weights_sha256,
-            pooling=self.pooling,
-            feature_info=self.feature_info,
-            weights_format=self.weights_format,
-            weights_normalized=self.weights_normalized,
-        )
+        out = FeatureExtractor(layers=kept, head=None, **{key: getattr(self, key) for key in self._DESCRIPTION})
         return out.to(self._mean.device)
 
     def __repr__(self) -> str:

@@ -30,7 +30,6 @@ from nstcore.backbones.weights import (
     check_hash_prefix,
     load_state_dict_strict,
     read_state_dict,
-    sha256_file,
 )
 from nstcore.errors import UnknownBackboneError, WeightsNotFoundError
 

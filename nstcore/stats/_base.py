@@ -92,3 +92,15 @@ def _squared_distance(a: Tensor, b: Tensor, reduction: Reduction) -> Tensor:
     diff = (a - b).flatten(1)
     sq = diff * diff
     return sq.mean(dim=1) if reduction == "mean" else sq.sum(dim=1)
+
+
+def _distance_to_target(stats: Tensor, target: Tensor, reduction: Reduction, *, where: str, described: str,
+                        advice: str) -> Tensor:
+    """Per-image squared distance of statistics ``stats`` ``[B, ...]`` from ``target`` (same shape, or batch 1
+    broadcast); a target of another shape raises :class:`FeatureShapeError` naming ``described`` and ``advice``."""
+    if target.shape[1:] != stats.shape[1:]:
+        raise FeatureShapeError(
+            f"{where}: target shape {tuple(target.shape)} does not fit {described} {tuple(stats.shape)}; {advice}."
+        )
+    target = _match_batch(target, stats.shape[0], where=where).to(stats.dtype)
+    return _squared_distance(stats, target, reduction)

@@ -13,10 +13,9 @@ from nstcore.stats._base import (
     _check_features,
     _check_normalization,
     _check_reduction,
+    _distance_to_target,
     _flat,
-    _match_batch,
     _no_autocast,
-    _squared_distance,
 )
 from nstcore.stats.registry import StyleStatistic, register_statistic
 
@@ -109,11 +108,6 @@ class Gram(StyleStatistic):
         return gram_matrix(features, normalization=self.normalization)
 
     def loss(self, features: Tensor, target: Tensor) -> Tensor:
-        gram = self.target(features)
-        if target.shape[1:] != gram.shape[1:]:
-            raise FeatureShapeError(
-                f"Gram.loss: target shape {tuple(target.shape)} does not fit features with Gram "
-                f"shape {tuple(gram.shape)}; build the target from the same layer with Gram.target()."
-            )
-        target = _match_batch(target, gram.shape[0], where="Gram.loss").to(gram.dtype)
-        return _squared_distance(gram, target, self.reduction)
+        return _distance_to_target(self.target(features), target, self.reduction, where="Gram.loss",
+                                   described="features with Gram shape",
+                                   advice="build the target from the same layer with Gram.target()")

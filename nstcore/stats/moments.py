@@ -9,15 +9,13 @@ import torch
 from torch import Tensor
 
 from nstcore.stats._base import (
-    FeatureShapeError,
     Reduction,
     StatisticsError,
     _check_features,
     _check_reduction,
+    _distance_to_target,
     _flat,
-    _match_batch,
     _no_autocast,
-    _squared_distance,
 )
 from nstcore.stats.registry import StyleStatistic, register_statistic
 
@@ -47,14 +45,9 @@ class _ChannelMoments(StyleStatistic):
             return self._pool(_flat(features))
 
     def loss(self, features: Tensor, target: Tensor) -> Tensor:
-        stats = self.target(features)
-        if target.shape[1:] != stats.shape[1:]:
-            raise FeatureShapeError(
-                f"{type(self).__name__}.loss: target shape {tuple(target.shape)} does not fit "
-                f"statistics of shape {tuple(stats.shape)}; build the target with .target() on the same layer."
-            )
-        target = _match_batch(target, stats.shape[0], where=f"{type(self).__name__}.loss").to(stats.dtype)
-        return _squared_distance(stats, target, self.reduction)
+        return _distance_to_target(self.target(features), target, self.reduction, where=f"{type(self).__name__}.loss",
+                                   described="statistics of shape",
+                                   advice="build the target with .target() on the same layer")
 
 
 @register_statistic
@@ -93,8 +86,21 @@ def _channel_std(flat: Tensor, eps: float) -> Tensor:
     return torch.sqrt((centred * centred).mean(dim=2) + eps)
 
 
+class _WithStd(_ChannelMoments):
+    """Moments that include channel standard deviations, with their ``eps`` option."""
+
+    def __init__(self, *, eps: float = 1e-5, reduction: Reduction = "mean") -> None:
+        super().__init__(reduction=reduction)
+        if not eps >= 0.0:
+            raise StatisticsError(f"{type(self).__name__}: eps must be >= 0, got {eps!r}.")
+        self.eps = float(eps)
+
+    def config(self) -> dict[str, object]:
+        return {"eps": self.eps, "reduction": self.reduction}
+
+
 @register_statistic
-class Std(_ChannelMoments):
+class Std(_WithStd):
     """Channel standard deviations ``sqrt((1/M) sum_m (F_cm - mu_c)^2 + eps)`` (population variance).
 
     ``eps`` keeps the gradient finite on constant channels (AdaIN uses 1e-5).
@@ -102,21 +108,12 @@ class Std(_ChannelMoments):
 
     name = "std"
 
-    def __init__(self, *, eps: float = 1e-5, reduction: Reduction = "mean") -> None:
-        super().__init__(reduction=reduction)
-        if not eps >= 0.0:
-            raise StatisticsError(f"Std: eps must be >= 0, got {eps!r}.")
-        self.eps = float(eps)
-
-    def config(self) -> dict[str, object]:
-        return {"eps": self.eps, "reduction": self.reduction}
-
     def _pool(self, flat: Tensor) -> Tensor:
         return _channel_std(flat, self.eps)
 
 
 @register_statistic
-class MeanStd(_ChannelMoments):
+class MeanStd(_WithStd):
     """AdaIN statistics (Huang & Belongie 2017): target ``[B, 2C]`` = channel means then stds.
 
     ``reduction='sum'`` gives the paper's ``||mu - mu_t||^2 + ||sigma - sigma_t||^2``;
@@ -124,15 +121,6 @@ class MeanStd(_ChannelMoments):
     """
 
     name = "mean_std"
-
-    def __init__(self, *, eps: float = 1e-5, reduction: Reduction = "mean") -> None:
-        super().__init__(reduction=reduction)
-        if not eps >= 0.0:
-            raise StatisticsError(f"MeanStd: eps must be >= 0, got {eps!r}.")
-        self.eps = float(eps)
-
-    def config(self) -> dict[str, object]:
-        return {"eps": self.eps, "reduction": self.reduction}
 
     def _pool(self, flat: Tensor) -> Tensor:
         return torch.cat([flat.mean(dim=2), _channel_std(flat, self.eps)], dim=1)

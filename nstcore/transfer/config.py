@@ -12,7 +12,7 @@ from types import MappingProxyType
 from typing import Any
 
 from nstcore.errors import NstcoreError
-from nstcore.pixelopt import BOX_POLICIES, PRECISIONS, PixelOptOptions
+from nstcore.pixelopt import BOX_POLICIES, PRECISIONS, PixelOptOptions, check_line_search_and_steps
 from nstcore.stats import StyleStatistic, get_statistic
 
 __all__ = ["TransferConfig", "TransferConfigError", "TransferInputError", "GATYS_STYLE_CHANNELS"]
@@ -124,17 +124,8 @@ class TransferConfig:
             raise TransferConfigError(
                 f"TransferConfig: precision='float64' runs everything in float64; drop dtype={self.dtype!r} (autocast)."
             )
-        if self.line_search not in (None, "strong_wolfe"):
-            raise TransferConfigError(
-                f"TransferConfig.line_search must be None or 'strong_wolfe', got {self.line_search!r}."
-            )
-        if self.line_search is not None and (self.optimizer != "lbfgs" or self.box != "clip-at-end"):
-            raise TransferConfigError(
-                "TransferConfig.line_search='strong_wolfe' needs optimizer='lbfgs' and box='clip-at-end' "
-                "(torch.optim.LBFGS has no box constraint)."
-            )
-        if not isinstance(self.steps, int) or self.steps < 1:
-            raise TransferConfigError(f"TransferConfig.steps must be an int >= 1, got {self.steps!r}.")
+        check_line_search_and_steps(self.line_search, self.optimizer, self.box, self.steps, prefix="TransferConfig.",
+                                    error=TransferConfigError)
         if self.size is not None and (not isinstance(self.size, int) or self.size < 8):
             raise TransferConfigError(f"TransferConfig.size must be None or an int >= 8, got {self.size!r}.")
         for name in ("lr", "style_scale"):

@@ -62,6 +62,11 @@ class TransferResult:
         )
 
 
+def _loss_fields(terms: LossTerms, *, prefix: str = "") -> dict[str, Tensor]:
+    """:class:`TransferResult`'s loss fields (``total``, ``content_loss``, ``style_loss``, with ``prefix``)."""
+    return {f"{prefix}total": terms.total, f"{prefix}content_loss": terms.content, f"{prefix}style_loss": terms.style}
+
+
 def _build_loss(model: FeatureExtractor, config: TransferConfig) -> PerceptualLoss:
     content = [ContentLoss(layer, weight=w) for layer, w in config.content_layers.items()]
     style = StyleLoss(dict(config.style_layers), statistic=config.build_statistic()) if config.style_layers else None
@@ -169,17 +174,6 @@ def stylize(
     images = result.stored
     if config.luminance_only:
         images = combine_luminance_with_chroma(luminance(images), content_rgb).clamp(0.0, 1.0)
-    return TransferResult(
-        images=images,
-        content_loss=final.content,
-        style_loss=final.style,
-        total=final.total,
-        n_iter=result.n_iter,
-        curves=curves,
-        config=config,
-        optimized_total=optimized.total,
-        optimized_content_loss=optimized.content,
-        optimized_style_loss=optimized.style,
-        box_method=result.box_method,
-        balance_warning=balance,
-    )
+    return TransferResult(images=images, n_iter=result.n_iter, curves=curves, config=config,
+                          box_method=result.box_method, balance_warning=balance,
+                          **_loss_fields(final), **_loss_fields(optimized, prefix="optimized_"))

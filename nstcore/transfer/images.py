@@ -11,13 +11,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from nstcore.batch_checks import check_image_batch
 from nstcore.transfer.config import TransferInputError
 
 __all__ = ["check_batch", "initial_image", "resize_cover_crop", "resize_shorter", "stack_styles"]
@@ -25,23 +25,8 @@ __all__ = ["check_batch", "initial_image", "resize_cover_crop", "resize_shorter"
 
 def check_batch(x: Tensor, *, where: str) -> None:
     """A non-empty RGB batch ``[B, 3, H, W]`` of floats in [0, 1], or :class:`TransferInputError`."""
-    if not isinstance(x, Tensor):
-        raise TransferInputError(f"{where}: expected a torch.Tensor [B, 3, H, W], got {type(x).__name__}.")
-    if x.dim() != 4 or x.shape[1] != 3:
-        raise TransferInputError(
-            f"{where}: expected RGB images [B, 3, H, W], got shape {tuple(x.shape)}; convert grayscale or "
-            "RGBA images to RGB first (nstcore.images.load_image does)."
-        )
-    if not x.is_floating_point():
-        raise TransferInputError(f"{where}: expected floating-point images in [0, 1], got {x.dtype}.")
-    if x.shape[0] == 0:
-        raise TransferInputError(f"{where}: the batch is empty.")
-    lo, hi = float(x.min()), float(x.max())
-    if lo < -1e-3 or hi > 1 + 1e-3 or not (math.isfinite(lo) and math.isfinite(hi)):
-        raise TransferInputError(
-            f"{where}: values must lie in [0, 1], got [{lo:.3g}, {hi:.3g}]; pass un-normalised images "
-            "(the extractor normalises them itself)."
-        )
+    check_image_batch(x, where=where, error=TransferInputError,
+                      fix="convert grayscale or RGBA images to RGB first (nstcore.images.load_image does).")
 
 
 def resize_shorter(x: Tensor, size: int) -> Tensor:
