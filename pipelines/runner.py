@@ -171,7 +171,7 @@ def run_operation(
     run_id = manifest["run_id"]
     tables = op.output_tables(config)
     done_table = tables[-1]
-    done_before = store.parts(done_table, run_id) if resume else set()
+    done_before = store.done_units(done_table, run_id) if resume else set()
     todo = [u for u in units if u.unit_id not in done_before]
     with _cluster(placement) as plan:  # unreachable address / impossible request: an error before any manifest
         if not resume:
@@ -185,7 +185,7 @@ def run_operation(
                     rows = [error_row(unit_id=unit.unit_id, input=op.describe(item), stage="unit",
                                       exc=RuntimeError(failed[unit.unit_id])) for item in unit.items]
                     store.write_table("errors", run_id, rows, part=unit.unit_id)
-            done_now = store.parts(done_table, run_id)
+            done_now = store.done_units(done_table, run_id)
             missing = [{"unit_id": u.unit_id, "inputs": [op.describe(i) for i in u.items],
                         "error": failed.get(u.unit_id, "not run")} for u in units if u.unit_id not in done_now]
             counts = {table: count_rows(store, table, run_id) for table in (*tables, "errors")}

@@ -105,6 +105,13 @@ class Store:
         """The names of the parts written to ``table`` by ``run_id``."""
         return {p.name for p in storage.list_parts(self.location, table, run_id=run_id)}
 
+    def done_units(self, table: str, run_id: str) -> set[str]:
+        """The work units of ``run_id`` whose rows of ``table`` are in the store (what ``--resume`` skips).
+
+        The one question the driver asks to know which units are done; today the unit parts' names.
+        """
+        return self.parts(table, run_id)
+
     def table_runs(self, table: str) -> list[str]:
         """Run ids that have written at least one part of ``table`` (sorted as strings)."""
         return storage.list_table_runs(self.location, table)
