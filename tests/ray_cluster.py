@@ -58,6 +58,14 @@ def _port_block(n: int = 12) -> list[int]:
     return [free_port() for _ in range(n)]
 
 
+def ensure_auth_token(env: dict[str, str]) -> None:
+    """Create ``~/.ray/auth_token`` if missing (``ray start`` with token auth refuses to start without one;
+    on a fresh machine nothing else may have made it yet)."""
+    if env.get("RAY_AUTH_TOKEN") or (Path(env.get("HOME", str(Path.home()))) / ".ray" / "auth_token").exists():
+        return
+    subprocess.run([RAY, "get-auth-token", "--generate"], env=env, capture_output=True, check=True)
+
+
 @dataclass
 class LocalCluster:
     """``nodes``: per node (cpus, gpus); the first is the head. ``address`` is ``127.0.0.1:<port>``."""
@@ -96,6 +104,7 @@ class LocalCluster:
                                            start_new_session=True))
 
     def start(self, timeout: float = 120.0) -> "LocalCluster":
+        ensure_auth_token(self.env())
         for i, (cpus, gpus) in enumerate(self.nodes):
             self._start_node(cpus, gpus, head=i == 0)
             self.wait_nodes(i + 1, timeout)
