@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from analysis import storage
 from analysis.bootstrap import register as register_bootstrap
+from analysis.crossed_bootstrap import register as register_crossed_bootstrap
 from analysis.errors import StoreNotFoundError, ViewDefinitionError
 from analysis.schemas import TABLES
 
@@ -201,6 +202,7 @@ def connect(store: str | os.PathLike, *, read_only: bool = True) -> duckdb.DuckD
     con = duckdb.connect(":memory:")
     try:
         register_bootstrap(con)
+        register_crossed_bootstrap(con)
         for table, schema in TABLES.items():
             _create_table_view(con, store_str, table, schema)
         _create_runs_view(con, store_str)

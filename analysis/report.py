@@ -33,9 +33,10 @@ SECTION_IDS: tuple[str, ...] = (
 )
 _FIGURE_FORMATS = ("png", "svg")
 _SHAPE_BIAS_NOTE = ("shape_bias = shape hits / (shape + texture hits) over cue-conflict trials (Geirhos et al. "
-                    "2019); ci_low/ci_high: 95% Wilson interval on the trials; columns named boot*: cluster "
-                    "bootstrap interval over texture sources (when the views provide it); frac_correct_*: hits / "
-                    "conflict trials.")
+                    "2019). Intervals, 95%: 'bootstrap' resamples texture sources x content sources (x subjects "
+                    "for the pooled humans; view shape_bias_intervals, Owen's pigeonhole bootstrap) - the one to "
+                    "quote; 'texture-source bootstrap' resamples texture sources only (shape_bias.boot_*); Wilson "
+                    "assumes independent trials (narrowest). frac_correct_*: hits / conflict trials.")
 
 
 def _figure_section(ctx: PlotContext, name: str, fmt: str) -> Section:
@@ -73,20 +74,55 @@ def _shape_bias_table(con: duckdb.DuckDBPyConnection) -> Section:
     if boot is None:
         sec.add('<p class="note">This store\'s shape_bias view has no bootstrap interval columns; '
                 "only the Wilson interval is shown.</p>")
+    crossed = _crossed_intervals(con)
+    for r in data:
+        r.update(crossed.get((r.get("observer"), r.get("weights_sha256"), r.get("dataset")), {}))
     plain = [c for c in ("observer", "observer_kind", "weights", "dataset", "n_observers", "n_conflict",
                          "shape_hits", "texture_hits", "shape_bias") if c in cols]
     if "weights" in plain and all(r.get("weights") is None for r in data):
         plain.remove("weights")
     tail = [c for c in ("n_clusters", "frac_correct_shape", "frac_correct_texture") if c in cols]
-    header = plain + ["Wilson 95%"] + (["bootstrap 95%"] if boot else []) + tail
+    header = plain + (["bootstrap 95%"] if crossed else []) + ["Wilson 95%"] + (
+        ["texture-source bootstrap 95%"] if boot else []) + tail
     table = []
     for r in data:
-        cells = [r[c] for c in plain] + [_interval(r, "ci_low", "ci_high")]
+        cells = [r[c] for c in plain] + ([_interval(r, "boot2_low", "boot2_high")] if crossed else [])
+        cells += [_interval(r, "ci_low", "ci_high")]
         cells += [_interval(r, *boot)] if boot else []
         table.append(cells + [r[c] for c in tail])
     sec.add(table_html(header, table,
                        row_class=["human" if r.get("observer_kind") == "human" else "" for r in data]))
     return sec
+
+
+def _crossed_intervals(con: duckdb.DuckDBPyConnection) -> dict[tuple, dict[str, Any]]:
+    """(observer, weights_sha256, dataset) -> the crossed-bootstrap interval of ``shape_bias_intervals``
+    (empty when the store's views have none)."""
+    if "boot2_low" not in columns_of(con, "shape_bias_intervals"):
+        return {}
+    return {(r["observer"], r["weights_sha256"], r["dataset"]): {"boot2_low": r["boot2_low"], "boot2_high": r["boot2_high"]}
+            for r in rows(con, "SELECT observer, weights_sha256, dataset, boot2_low, boot2_high FROM shape_bias_intervals")}
+
+
+_CONSISTENCY_SQL = """
+SELECT observer, observer_kind, weights, dataset, n_pairs, round(mean_kappa, 3) AS mean_kappa,
+       round(sd_kappa, 3) AS sd_kappa, round(min_kappa, 3) AS min_kappa, round(max_kappa, 3) AS max_kappa
+FROM error_consistency_summary
+ORDER BY dataset, observer <> 'humans', observer_kind, mean_kappa DESC NULLS LAST, observer
+"""
+
+
+def _add_consistency_summary(sec: Section, con: duckdb.DuckDBPyConnection) -> None:
+    """The error-consistency aggregates under the heatmap: each observer's mean kappa to the human subjects
+    (itself excluded) and the humans' mean over subject pairs (model-vs-human's summary)."""
+    if not columns_of(con, "error_consistency_summary"):
+        return
+    data = rows(con, _CONSISTENCY_SQL)
+    if data:
+        sec.add("<h3>Error consistency to the human subjects</h3><p class=\"note\">mean_kappa: mean Cohen's kappa "
+                "to the human subjects (an observer's own pairs excluded; n_pairs subjects); row humans: mean over "
+                "all pairs of distinct subjects; sd_kappa: sample standard deviation over those pairs.</p>"
+                + table_html(list(data[0]), [list(r.values()) for r in data]))
 
 
 def _simple_table(con: duckdb.DuckDBPyConnection, *, sid: str, title: str, description: str, sql: str,
@@ -130,6 +166,8 @@ def build_report(store: str | os.PathLike, *, study: str | None = None, figure_f
         for name in ("shape-bias-matrix", "shape-bias-box", "error-consistency", "layer-stats",
                      "texture-discriminability"):
             sections.append(_figure_section(ctx, name, figure_format))
+            if name == "error-consistency":
+                _add_consistency_summary(sections[-1], con)
         best = rows(con, _BEST_LAYER_SQL)
         if best:
             sections[-1].add("<h3>Best texture layer</h3>" + table_html(list(best[0]), [list(r.values()) for r in best]))

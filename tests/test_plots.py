@@ -193,7 +193,10 @@ def test_box_plot_medians_are_the_median_category_shape_bias_of_the_csvs(mvh_sto
     from analysis.plots import PlotContext, shape_bias_box
 
     hits = _csv_hits()
-    fig = shape_bias_box.render(PlotContext(con=connect(mvh_store), store=str(mvh_store)))
+    # the pooled definition for the humans here; model-vs-human's default (mean of subjects) is checked in
+    # tests/test_mvh_parity.py
+    fig = shape_bias_box.render(PlotContext(con=connect(mvh_store), store=str(mvh_store),
+                                            options={"category_definition": "pooled"}))
     medians = {l.get_gid().split(":", 1)[1]: l for l in fig.axes[0].get_lines() if (l.get_gid() or "").startswith("median:")}
     assert set(medians) == set(hits)
     for who, per_cat in hits.items():
