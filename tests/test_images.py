@@ -208,3 +208,22 @@ def test_limit_errors_name_the_loaded_file(tmp_path):
     with pytest.raises(ImageAspectRatioError) as info:
         resize_and_center_crop(load_image(p), resize=256, crop=224)
     assert str(p) in str(info.value) and info.value.kind == "aspect_ratio"
+
+
+@pytest.mark.parametrize("size", [(20, 30), (30, 20), 24])
+def test_resize_exact_keeps_the_whole_image_never_crops(size):
+    """Issue 23: the exact-size resize must scale the WHOLE picture (a crop would silently show a network
+    another image). Reference: each output pixel of a box-filter resize is the mean of the source block it
+    covers; built by hand with numpy on an image made of distinct blocks (2x integer downscale)."""
+    h, w = (size, size) if isinstance(size, int) else size
+    rng = np.random.default_rng(4)
+    blocks = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    src = np.repeat(np.repeat(blocks, 2, axis=0), 2, axis=1)  # [2h, 2w]: each block 2x2, one colour
+    out = np.asarray(resize_exact(Image.fromarray(src), size, interpolation="box"))
+    np.testing.assert_array_equal(out, blocks)  # every block, the border ones included, in its place
+    # any interpolation: the corners of the source stay the corners of the output
+    src = np.zeros((2 * h + 1, 3 * w, 3), dtype=np.uint8)
+    src[: h // 2, : w // 2] = (255, 0, 0)
+    src[-(h // 2):, -(w // 2):] = (0, 0, 255)
+    out = np.asarray(resize_exact(Image.fromarray(src), size, interpolation="bilinear"))
+    assert tuple(out[0, 0]) == (255, 0, 0) and tuple(out[-1, -1]) == (0, 0, 255)

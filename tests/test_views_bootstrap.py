@@ -59,3 +59,31 @@ def test_cached_counts_and_direct_draws_agree(monkeypatch):
     cached = boot.cluster_bootstrap(shape, texture)
     monkeypatch.setattr(boot, "_CACHE_LIMIT", 0)
     assert boot.cluster_bootstrap(shape, texture) == pytest.approx(cached, rel=1e-15)
+
+
+def test_clusters_come_from_the_stored_texture_source_column(tmp_path):
+    """Issue 23: trials whose texture source is stored (generated stimuli: names say nothing of it) are
+    clustered by that column. 24 images named by hash, 4 texture sources of 6 images each; a view that
+    fell back to one cluster per image would report 24 clusters and a narrower interval. Rows without a
+    stored source are still clustered from a Geirhos name, in the same view."""
+    sources = ["style-a", "style-b", "style-c", "style-d"]
+    rows = [dict(observer="net", image=f"{i:08x}.png", image_id=f"s{i}", shape_category="cat",
+                 texture_category="dog", texture_source=sources[i % 4],
+                 decision="cat" if sources[i % 4] == "style-a" else ("dog" if i % 3 else "bear"))
+            for i in range(24)]
+    write_part(tmp_path, "trials", "r1", rows)
+    n_clusters, shape, texture, low, high = connect(tmp_path).execute(
+        "SELECT n_clusters, shape_hits, texture_hits, boot_low, boot_high FROM shape_bias").fetchone()
+    # by hand, sources in name order: style-a 6 shape / 0 texture; b, c, d: texture unless i % 3 == 0
+    per_source = {s: [0, 0] for s in sources}
+    for r in rows:
+        per_source[r["texture_source"]][0] += r["decision"] == "cat"
+        per_source[r["texture_source"]][1] += r["decision"] == "dog"
+    assert n_clusters == 4 and (shape, texture) == (6, sum(v[1] for v in per_source.values()))
+    assert (low, high) == cluster_bootstrap([per_source[s][0] for s in sources], [per_source[s][1] for s in sources])
+    # one more run's rows without a stored source: their cluster is parsed from the name
+    write_part(tmp_path, "trials", "r2", [dict(observer="net2", image=f"cat{i}-dog{i % 2 + 1}.png", image_id=f"n{i}",
+                                               shape_category="cat", texture_category="dog", decision="cat")
+                                          for i in range(6)])
+    got = dict(connect(tmp_path).execute("SELECT observer, n_clusters FROM shape_bias").fetchall())
+    assert got == {"net": 4, "net2": 2}

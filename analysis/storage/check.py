@@ -1,7 +1,8 @@
 """``store check``: find damaged parts (and manifests) and quarantine them, never deleting anything.
 
 A part is damaged when it cannot be read in full (zero bytes, truncated, corrupt pages, not
-Parquet) or when its footer schema disagrees with its table's schema. Quarantine moves a damaged
+Parquet), when a page's CRC-32 does not match its bytes (parts are written with page checksums), or
+when its footer schema disagrees with its table's schema. Quarantine moves a damaged
 file to ``<store>/quarantine/<its path relative to the store>``, where the views no longer see it
 and a person can inspect or restore it.
 """
@@ -35,10 +36,10 @@ class DamagedFile:
 def _part_problem(loc: StoreLocation, path: str, expected: pa.Schema) -> str | None:
     try:
         with loc.fs.open_input_file(path) as f:
-            data = pq.read_table(f)
-    except (OSError, pa.ArrowException, ValueError) as exc:
+            data = pq.read_table(f, page_checksum_verification=True)  # every page read and its CRC checked
+        problems = schema_problems(data.schema, expected)
+    except (OSError, pa.ArrowException, ValueError) as exc:  # UnicodeDecodeError too: a damaged footer's names
         return f"unreadable: {type(exc).__name__}: {exc}"
-    problems = schema_problems(data.schema, expected)
     return "schema mismatch: " + "; ".join(problems) if problems else None
 
 

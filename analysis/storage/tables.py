@@ -77,7 +77,9 @@ def encode_part(table: str, data: pa.Table) -> bytes:
     meta[META_TABLE] = table.encode()
     meta[META_VERSION] = str(SCHEMA_VERSIONS.get(table, 1)).encode()
     buffer = io.BytesIO()
-    pq.write_table(data.replace_schema_metadata(meta), buffer, compression="zstd")
+    # page checksums (CRC-32 of every page, Parquet format spec): `store check` verifies them, so a flipped
+    # byte in a data page is found even where it still decodes
+    pq.write_table(data.replace_schema_metadata(meta), buffer, compression="zstd", write_page_checksum=True)
     return buffer.getvalue()
 
 
