@@ -29,7 +29,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-store_app = typer.Typer(help="The store's integrity: damaged parts, quarantine.", no_args_is_help=True)
+store_app = typer.Typer(help="The store's integrity and layout: damaged parts, quarantine, compaction.",
+                        no_args_is_help=True)
 app.add_typer(store_app, name="store")
 data_app = typer.Typer(help="Public datasets: list and fetch into a local cache (sha256-checked).", no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -45,7 +46,8 @@ def _run(name: str, config, run: RunOptions):
     from pipelines.runner import run_operation
     from pipelines.store import Store
 
-    return run_operation(name, config, store=Store(run.store), placement=run.placement, resume=run.resume)
+    return run_operation(name, config, store=Store(run.store), placement=run.placement, resume=run.resume,
+                         compact=run.compact)
 
 
 def _label_map_sha256(path: Path | None) -> str | None:
@@ -185,7 +187,7 @@ def stylize(
         if classify_with and folder and Path(folder).is_dir():
             dataset = f"stylized:{report.run_id}"
             follow = _run("classify", ClassifyConfig(inputs=(folder,), model=classify_with, dataset=dataset),
-                          RunOptions(store=run.store, resume=None, placement=run.placement))
+                          RunOptions(store=run.store, resume=None, placement=run.placement, compact=run.compact))
             print_run(follow, what=f"{follow.counts['trials']} trials")
             print_dataset_shape_bias(run.store, dataset, classify_with)
     _done(report)
@@ -318,6 +320,20 @@ def store_check(
     from pipelines.commands_store import store_check as check
 
     raise typer.Exit(code=check(store=store, quarantine=quarantine, echo=typer.echo))
+
+
+@store_app.command("compact")
+@friendly
+def store_compact(
+    store: StoreOpt = DEFAULT_STORE,
+    run_id: Annotated[Optional[list[str]], typer.Option("--run", help="Compact this run (repeatable; default every run).")] = None,
+    table: Annotated[Optional[list[str]], typer.Option("--table", help="Compact this table (repeatable; default every table).")] = None,
+) -> None:
+    """Rewrite runs' many unit parts into a few large sorted files, crash-safe (readers never see both);
+    also indexes the parts so queries need not open every file. Exit 1 when a run was refused (damage)."""
+    from pipelines.commands_store import store_compact as compact
+
+    raise typer.Exit(code=compact(store=store, run_ids=run_id, tables=table, echo=typer.echo))
 
 
 @data_app.command("list")

@@ -100,6 +100,7 @@ class RunOptions:
     store: str
     resume: str | None
     placement: Placement
+    compact: bool = True
 
 
 def _param(name: str, annotation: Any, default: Any) -> inspect.Parameter:
@@ -115,6 +116,7 @@ _RUN_PARAMS = [
     _param("startup_timeout", Annotated[float, typer.Option(min=1.0, help="Seconds an actor may take to start (load its model).")], 300.0),
     _param("resume", Annotated[Optional[str], typer.Option(help="Complete this run id's planned units (same options).")], None),
     _param("store", StoreOpt, DEFAULT_STORE),
+    _param("no_compact", Annotated[bool, typer.Option("--no-compact", help="Leave the run's unit parts as they are (default: compact them into a few large files when the run finishes).")], False),
     _param("address", Annotated[Optional[str], typer.Option("--address", envvar="RAY_ADDRESS", help="Ray cluster to join (host:port); a private local cluster if unset.")], None),
 ]
 _PLACEMENT_FIELDS = {f.name for f in fields(Placement)}
@@ -140,7 +142,8 @@ def _run_options(shared: dict[str, Any]) -> RunOptions:
     shared["startup_timeout_s"] = shared.pop("startup_timeout")
     shared["device"] = os.environ.get("TEXPROBE_DEVICE") or None  # test/debug override
     placement = Placement(**{k: v for k, v in shared.items() if k in _PLACEMENT_FIELDS})
-    return RunOptions(store=shared["store"], resume=shared["resume"], placement=placement)
+    return RunOptions(store=shared["store"], resume=shared["resume"], placement=placement,
+                      compact=not shared["no_compact"])
 
 
 def run_command(fn: Callable) -> Callable:

@@ -13,7 +13,7 @@ from analysis.storage import StorageError
 from pipelines.manifests import list_runs, run_counts
 from pipelines.store import Store
 
-__all__ = ["runs", "store_check"]
+__all__ = ["runs", "store_check", "store_compact"]
 
 
 def _summary(counts: dict) -> str:
@@ -69,3 +69,35 @@ def store_check(*, store: str, quarantine: bool = False, echo: Callable[[str], N
         return 0
     echo(f"{len(damaged)} damaged file(s); run `texprobe store check --quarantine` to move them aside")
     return 1
+
+
+def store_compact(*, store: str, run_ids: list[str] | None = None, tables: list[str] | None = None,
+                  echo: Callable[[str], None] = print) -> int:
+    """Compact the given runs (default: every run) and index their parts; one line per table compacted.
+
+    Returns 0, or 1 when a run was refused (a damaged or quarantined part: named in the message).
+    """
+    from analysis.storage import CompactionRefused
+
+    st = Store(store)
+    known = set(st.run_ids()) | {r for t in st.schemas for r in st.table_runs(t)}
+    for run_id in run_ids or []:
+        if run_id not in known:
+            raise StorageError(f"no run {run_id!r} in store {st.root}; `texprobe runs` lists them")
+    for table in tables or []:
+        if table not in st.schemas:
+            raise StorageError(f"unknown table {table!r}; tables: {', '.join(sorted(st.schemas))}")
+    refused = 0
+    for run_id in run_ids or sorted(known):
+        try:
+            reports = st.compact(run_id, tables=tables)
+        except CompactionRefused as exc:
+            echo(f"refused: {exc}")
+            refused += 1
+            continue
+        for r in reports:
+            if r.parts_in:
+                echo(f"{run_id} {r.table}: {r.parts_in} part(s) -> {len(r.files_out)} file(s), {r.rows} rows")
+            elif r.note and r.note != "no parts":
+                echo(f"{run_id} {r.table}: {r.note}")
+    return 1 if refused else 0

@@ -154,6 +154,7 @@ def run_operation(
     placement: Placement | None = None,
     resume: str | None = None,
     show_progress: bool = True,
+    compact: bool = True,
 ) -> RunReport:
     """Run ``operation`` (a registered name or an instance) with ``config`` on Ray; see the module doc."""
     started, started_at = time.perf_counter(), utc_now_iso()
@@ -200,10 +201,27 @@ def run_operation(
                             invocations=[*manifest.get("invocations", []), invocation],
                             missing_units=[m["unit_id"] for m in missing],
                             **{k: v for k, v in extra.items() if _jsonable(v)})
+    _settle_layout(store, run_id, (*tables, "errors"), compact=compact and status == "finished")
     plan_text = str(plan)
     return RunReport(run_id=run_id, command=op.name, status=status, n_units=len(units),
                      n_resumed=len(units) - len(todo), counts=counts, missing=missing, actors=actors, plan=plan_text,
                      seconds=time.perf_counter() - started, new_inputs=new_inputs, extra=extra)
+
+
+def _settle_layout(store: Store, run_id: str, tables: tuple[str, ...], *, compact: bool) -> None:
+    """After the manifest: compact a finished run's unit parts (crash-safe; a refusal only warns: the
+    parts stay readable), else record their part index so readers need not open every footer."""
+    import warnings
+
+    from analysis.storage import CompactionRefused
+
+    try:
+        if compact:
+            store.compact(run_id, tables=[t for t in dict.fromkeys(tables)])
+        else:
+            store.index_parts(run_id, list(dict.fromkeys(tables)))
+    except CompactionRefused as exc:
+        warnings.warn(f"run {run_id} not compacted: {exc}", stacklevel=2)
 
 
 @contextmanager

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -98,8 +98,10 @@ class Store:
         return path
 
     def has_part(self, table: str, run_id: str, part: str) -> bool:
-        """Whether ``part`` of ``run_id`` has been written to ``table`` (for resume)."""
-        return files.exists(self.location, self.location.part_path(table, run_id, part))
+        """Whether ``part`` of ``run_id`` has been written to ``table`` (as its own file or folded into the
+        run's compacted files)."""
+        self.location.part_path(table, run_id, part)  # checks the names
+        return part in self.done_units(table, run_id)
 
     def parts(self, table: str, run_id: str) -> set[str]:
         """The names of the parts written to ``table`` by ``run_id``."""
@@ -108,9 +110,15 @@ class Store:
     def done_units(self, table: str, run_id: str) -> set[str]:
         """The work units of ``run_id`` whose rows of ``table`` are in the store (what ``--resume`` skips).
 
-        The one question the driver asks to know which units are done; today the unit parts' names.
+        The one question the driver asks to know which units are done: the unit parts present, and the
+        units a compaction folded into the run's compacted files (its record says which).
         """
-        return self.parts(table, run_id)
+        from analysis.storage.compaction import COMPACTED_PREFIX
+        from analysis.storage.run_parts import read_run_folder
+
+        folder = read_run_folder(self.location, self.location.run_dir(table, run_id), with_index=False)
+        units = {item.name[: -len(".parquet")] for item in folder.visible}
+        return {u for u in units if not u.startswith(COMPACTED_PREFIX)} | folder.folded_units
 
     def table_runs(self, table: str) -> list[str]:
         """Run ids that have written at least one part of ``table`` (sorted as strings)."""
@@ -225,6 +233,27 @@ class Store:
             return json.loads(files.read_bytes(self.location, self.location.plan_path(run_id)))
         except FileNotFoundError:
             return None
+
+    # ---------------------------------------------------------------- layout at scale
+    def compact(self, run_id: str, *, tables: Sequence[str] | None = None,
+                on_step: Callable[[str], None] | None = None) -> list[storage.CompactionReport]:
+        """Compact ``run_id``'s tables (all it wrote, or ``tables``); see :mod:`analysis.storage.compaction`.
+        The errors parts of units the manifest lists as missing are left out (a resume replaces them)."""
+        try:
+            missing = self.read_manifest(run_id).get("missing_units") or []
+        except Exception:  # noqa: BLE001 - no readable manifest: compact everything
+            missing = []
+        reports = []
+        for table in tables or [t for t in self.schemas if run_id in self.table_runs(t)]:
+            reports.append(storage.compact_run(self.location, table, run_id, schema=self._schema(table),
+                                               exclude=missing if table == "errors" else (), on_step=on_step))
+        return reports
+
+    def index_parts(self, run_id: str, tables: Sequence[str]) -> None:
+        """Record the part index of ``run_id``'s ``tables`` (readers then skip opening their footers)."""
+        for table in tables:
+            if run_id in self.table_runs(table):
+                storage.write_part_index(self.location, table, run_id)
 
     # ---------------------------------------------------------------- integrity
     def check(self, *, quarantine: bool = False) -> tuple[list[storage.DamagedFile], list[str]]:

@@ -86,7 +86,10 @@ def test_classify_run_lands_in_store_and_duckdb(ray_cluster, small_stimuli: Path
     assert manifest["counts"]["errors"] == 2 and len(Store(store_dir).read_plan(result.run_id)) == 4
     trial_dir = store_dir / "tables" / "trials" / f"run_id={result.run_id}"
     files = sorted(p.name for p in trial_dir.iterdir())
-    assert len(files) == 4 and all(f.startswith("unit-") and f.endswith(".parquet") for f in files)
+    # the finished run was compacted: its 4 unit parts are one sorted file, the record names the 4 units
+    record = json.loads((trial_dir / "_compaction.json").read_text())
+    assert [f for f in files if f.endswith(".parquet")] == record["files"] and len(record["files"]) == 1
+    assert sorted(record["units"]) == sorted(u["unit_id"] for u in Store(store_dir).read_plan(result.run_id))
 
     # resume: every unit is finished, nothing is recomputed, no file is added, counts cover the whole run
     again = run_operation("classify", config, store=Store(store_dir), resume=result.run_id, show_progress=False)

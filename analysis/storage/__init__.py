@@ -4,12 +4,14 @@
 :mod:`~analysis.storage.files` writes durably; :mod:`~analysis.storage.tables` lists parts, reads
 footers and exposes a table as a pyarrow dataset (skipping unreadable parts with a warning);
 :mod:`~analysis.storage.validate` checks rows at write time; :mod:`~analysis.storage.check` finds and
-quarantines damaged files.
+quarantines damaged files; :mod:`~analysis.storage.compaction` folds a run's unit parts into a few large
+files and writes the part index that :mod:`~analysis.storage.run_parts` reads.
 """
 
 from __future__ import annotations
 
 from analysis.storage.check import DamagedFile, find_damaged, quarantine
+from analysis.storage.compaction import CompactionRefused, CompactionReport, compact_run, write_part_index
 from analysis.storage.errors import (
     PartSchemaError,
     SchemaValidationError,
@@ -34,6 +36,7 @@ from analysis.storage.tables import (
 from analysis.storage.validate import conform_table
 
 __all__ = [
+    "CompactionRefused", "CompactionReport", "compact_run", "write_part_index",
     "DamagedFile", "PartFooter", "PartInfo", "PartSchemaError", "SCHEMA_VERSIONS",
     "SchemaValidationError", "StorageError", "StoreLocation", "UnreadablePartWarning",
     "check_name", "check_part_schemas", "conform_table", "encode_part", "find_damaged", "is_uri",

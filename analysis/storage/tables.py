@@ -17,7 +17,7 @@ import io
 import warnings
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypedDict, Unpack
 
 import pyarrow as pa
@@ -43,12 +43,15 @@ META_VERSION = b"texprobe.schema_version"
 
 @dataclass(frozen=True)
 class PartInfo:
-    """One part file: its table, run, name (without ``.parquet``) and path on the store's fs."""
+    """One part file: its table, run, name (without ``.parquet``) and path on the store's fs;
+    ``described``: what the run's part index says of it when the listed size and mtime match (then its
+    footer need not be opened), else None."""
 
     table: str
     run_id: str
     name: str
     path: str
+    described: "PartFooter | None" = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -90,17 +93,40 @@ def list_table_runs(loc: StoreLocation, table: str) -> list[str]:
 
 
 def list_parts(loc: StoreLocation, table: str, *, run_id: str | None = None) -> list[PartInfo]:
-    """The visible parts of ``table`` (of one run, or of all), in run then part-name order."""
+    """The visible parts of ``table`` (of one run, or of all), in run then part-name order: unit parts
+    and recorded compacted files, never both for the same rows (:mod:`analysis.storage.run_parts`)."""
+    from analysis.storage.run_parts import read_run_folder
+
     run_ids = [run_id] if run_id is not None else list_table_runs(loc, table)
     out = []
     for rid in run_ids:
-        directory = loc.run_dir(table, rid)
-        for name in files.list_files(loc, directory, PART_SUFFIX):
-            out.append(PartInfo(table, rid, name[: -len(PART_SUFFIX)], f"{directory}/{name}"))
+        folder = read_run_folder(loc, loc.run_dir(table, rid))
+        described = _index_footers(folder, table, rid)
+        for item in folder.visible:
+            name = item.name[: -len(PART_SUFFIX)]
+            out.append(PartInfo(table, rid, name, f"{folder.directory}/{item.name}", described.get(item.name)))
+    return out
+
+
+def _index_footers(folder, table: str, run_id: str) -> dict[str, "PartFooter"]:
+    """file name -> PartFooter of the folder's parts whose index entry still matches the listing."""
+    from analysis.storage.run_parts import decode_schema, indexed
+
+    if not folder.index:
+        return {}
+    schemas = [decode_schema(text) for text in folder.index.get("schemas", [])]
+    out = {}
+    for item in folder.visible:
+        entry = indexed(folder, item)
+        if entry is not None and 0 <= entry.get("schema", -1) < len(schemas):
+            part = PartInfo(table, run_id, item.name[: -len(PART_SUFFIX)], f"{folder.directory}/{item.name}")
+            out[item.name] = PartFooter(part, schemas[entry["schema"]], int(entry["rows"]), entry.get("version"))
     return out
 
 
 def _read_footer(loc: StoreLocation, part: PartInfo) -> PartFooter:
+    if part.described is not None:
+        return part.described
     try:
         with loc.fs.open_input_file(part.path) as f:
             meta = pq.read_metadata(f)

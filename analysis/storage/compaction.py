@@ -1,0 +1,228 @@
+"""Compaction: a run's many unit parts of a table rewritten as a few large sorted files, crash-safe.
+
+A run of 1.28 M images in 64-image units leaves 20,000 parts per table; every query then opens 20,000
+files. :func:`compact_run` folds them into ``compacted-<digest>-<k>.parquet`` files (each at most
+:data:`CHUNK_BYTES` of Arrow data, rows sorted by the columns the views group and join on, row groups of
+at most 1 M rows or :data:`ROW_GROUP_BYTES`). The protocol, each step atomic (a local rename + fsync or
+one object-store PUT), so a reader sees the old parts or the compacted files, never both, never neither
+(the reading rule is in :mod:`analysis.storage.run_parts`):
+
+1. ``wrote``     the compacted files are written; texprobe's readers ignore them until they are recorded;
+2. ``recorded``  ``_compaction.json`` names them, the unit parts they replace (with size and mtime: a part
+                 rewritten later is new, not replaced) and the work units folded in - the commit point;
+3. ``indexed``   ``_index.json`` describes them (row count, schema), so readers need not open them;
+4. ``removed:k`` the replaced files are removed one by one (a crash leaves them hidden; a re-run removes
+                 the rest, and folds in any unit parts written since).
+
+Nothing damaged is folded in silently: every input is read in full with page checksums first, and a
+damaged part, or a quarantined file of this run and table, stops the compaction naming it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+import analysis.storage.files as files
+from analysis.storage.errors import StorageError
+from analysis.storage.layout import PART_SUFFIX, StoreLocation
+from analysis.storage.run_parts import (COMPACTED_PREFIX, COMPACTION_RECORD, PART_INDEX, RunFolder, encode_schema,
+                                        read_run_folder)
+
+__all__ = ["CompactionRefused", "CompactionReport", "SORT_KEYS", "compact_run", "write_part_index"]
+
+#: Arrow bytes per compacted file (a run larger than this becomes several files, each sorted).
+CHUNK_BYTES = 512 * 2**20
+#: Target bytes (Arrow, uncompressed) and rows of one row group.
+ROW_GROUP_BYTES = 128 * 2**20
+ROW_GROUP_ROWS = 1_000_000
+#: Sort keys per table: what the views group and join on (identity, then the image).
+SORT_KEYS: dict[str, tuple[str, ...]] = {
+    "trials": ("observer", "weights_sha256", "dataset", "image_id", "image"),
+    "grams": ("backbone", "weights_sha256", "layer", "image_id"),
+    "layer_stats": ("backbone", "weights_sha256", "layer", "image_id"),
+    "reconstructions": ("backbone", "kind", "image_id"),
+    "stimuli": ("stimulus_id",),
+    "errors": ("unit_id", "input"),
+}
+
+
+class CompactionRefused(StorageError):
+    """Compaction stopped before writing anything (a damaged or quarantined part, named)."""
+
+
+@dataclass
+class CompactionReport:
+    table: str
+    run_id: str
+    parts_in: int = 0
+    files_out: list[str] = field(default_factory=list)
+    rows: int = 0
+    removed: int = 0
+    note: str = ""
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _write_json(loc: StoreLocation, path: str, body: dict) -> None:
+    files.write_bytes(loc, path, json.dumps(body, indent=1, sort_keys=True).encode("utf-8"))
+
+
+def _footer_entry(loc: StoreLocation, path: str, size: int, mtime_ns: int | None, schemas: list[str]) -> dict:
+    from analysis.storage.tables import META_VERSION
+
+    with loc.fs.open_input_file(path) as f:
+        meta = pq.read_metadata(f)
+    schema = meta.schema.to_arrow_schema()
+    text = encode_schema(schema.remove_metadata())
+    if text not in schemas:
+        schemas.append(text)
+    raw = (schema.metadata or {}).get(META_VERSION)
+    return {"size": size, "mtime_ns": mtime_ns, "rows": meta.num_rows, "version": int(raw) if raw else None,
+            "schema": schemas.index(text)}
+
+
+def write_part_index(loc: StoreLocation, table: str, run_id: str, *, folder: RunFolder | None = None) -> int:
+    """(Re)write the run folder's part index; entries still matching are kept, unreadable parts are left
+    out (readers then open them and warn). Returns the number of parts indexed."""
+    from analysis.storage.run_parts import decode_schema, indexed
+
+    folder = folder or read_run_folder(loc, loc.run_dir(table, run_id))
+    old_schemas = [decode_schema(t) for t in (folder.index or {}).get("schemas", [])]
+    schemas: list[str] = []
+    parts = {}
+    for item in folder.visible:
+        entry = indexed(folder, item)
+        if entry is not None and entry.get("mtime_ns") is not None:
+            text = encode_schema(old_schemas[entry["schema"]])
+            if text not in schemas:
+                schemas.append(text)
+            parts[item.name] = {**entry, "schema": schemas.index(text)}
+            continue
+        if item.mtime_ns is None:
+            continue  # no modification time on this file system: nothing to validate against
+        try:
+            parts[item.name] = _footer_entry(loc, f"{folder.directory}/{item.name}", item.size, item.mtime_ns, schemas)
+        except (OSError, pa.ArrowException, ValueError):
+            continue
+    _write_json(loc, f"{folder.directory}/{PART_INDEX}", {"version": 1, "schemas": schemas, "parts": parts})
+    return len(parts)
+
+
+def _refuse_damaged(loc: StoreLocation, table: str, run_id: str, folder: RunFolder, expected: pa.Schema) -> None:
+    from analysis.storage.check import _part_problem
+
+    selector = pafs.FileSelector(loc.quarantine_path(folder.directory), allow_not_found=True, recursive=True)
+    quarantined = [i.path for i in loc.fs.get_file_info(selector) if i.type == pafs.FileType.File]
+    if quarantined:
+        raise CompactionRefused(
+            f"run {run_id} table {table}: {len(quarantined)} quarantined part(s) of this run, e.g. "
+            f"{loc.relative(quarantined[0])}: restore or delete them (see `texprobe store check`), then compact")
+    for item in folder.visible:
+        problem = _part_problem(loc, f"{folder.directory}/{item.name}", expected)
+        if problem:
+            raise CompactionRefused(
+                f"run {run_id} table {table}: part {loc.relative(folder.directory)}/{item.name} is damaged "
+                f"({problem}); nothing was compacted. Run `texprobe store check --quarantine`, resume the run, "
+                "then compact")
+
+
+def _encode(table: str, data: pa.Table) -> bytes:
+    from analysis.storage.tables import META_TABLE, META_VERSION, SCHEMA_VERSIONS
+
+    meta = dict(data.schema.metadata or {})
+    meta[META_TABLE] = table.encode()
+    meta[META_VERSION] = str(SCHEMA_VERSIONS.get(table, 1)).encode()
+    per_row = max(1, data.nbytes // max(1, data.num_rows))
+    rows_per_group = max(1, min(ROW_GROUP_ROWS, ROW_GROUP_BYTES // per_row))
+    buffer = io.BytesIO()
+    pq.write_table(data.replace_schema_metadata(meta), buffer, compression="zstd", write_page_checksum=True,
+                   row_group_size=rows_per_group, use_dictionary=True)
+    return buffer.getvalue()
+
+
+def _chunks(paths: Sequence[str], loc: StoreLocation, expected: pa.Schema) -> list[pa.Table]:
+    """The inputs' rows in the table's schema, cut into tables of about :data:`CHUNK_BYTES`."""
+    out, batch, size = [], [], 0
+    for path in paths:
+        part = pads.dataset(path, filesystem=loc.fs, format="parquet", schema=expected).to_table()
+        batch.append(part)
+        size += part.nbytes
+        if size >= CHUNK_BYTES:
+            out.append(pa.concat_tables(batch))
+            batch, size = [], 0
+    if batch:
+        out.append(pa.concat_tables(batch))
+    return out
+
+
+def compact_run(loc: StoreLocation, table: str, run_id: str, *, schema: pa.Schema,
+                exclude: Sequence[str] = (), on_step: Callable[[str], None] | None = None) -> CompactionReport:
+    """Compact ``table`` of ``run_id`` (see the module doc). ``exclude``: unit part names to leave as they
+    are (e.g. the errors parts of units still missing, which a resume replaces). ``on_step``: called after
+    each protocol step with its name (the crash tests kill the process there)."""
+    step = on_step or (lambda _: None)
+    report = CompactionReport(table, run_id)
+    directory = loc.run_dir(table, run_id)
+    folder = read_run_folder(loc, directory)
+    skip = {f"{name}{PART_SUFFIX}" for name in exclude}
+    units = [i for i in folder.visible if not i.name.startswith(COMPACTED_PREFIX) and i.name not in skip]
+    compacted = [i for i in folder.visible if i.name.startswith(COMPACTED_PREFIX)]
+    if not units and folder.record:
+        report.removed = _remove(loc, directory, folder.replaced_present + folder.stray, step)
+        report.files_out = [i.name for i in compacted]
+        report.note = "already compact" + (f"; removed {report.removed} leftover file(s)" if report.removed else "")
+        return report
+    if not units and not compacted:
+        report.note = "no parts"
+        return report
+    _refuse_damaged(loc, table, run_id, folder, schema)
+    inputs = compacted + units
+    digest = hashlib.sha256("\n".join(sorted(i.name for i in inputs)).encode()).hexdigest()[:16]
+    keys = [k for k in SORT_KEYS.get(table, ()) if k in schema.names]
+    names = []
+    for k, chunk in enumerate(_chunks([f"{directory}/{i.name}" for i in inputs], loc, schema)):
+        if keys:
+            chunk = chunk.sort_by([(key, "ascending") for key in keys])
+        name = f"{COMPACTED_PREFIX}{digest}-{k:03d}{PART_SUFFIX}"
+        files.write_bytes(loc, f"{directory}/{name}", _encode(table, chunk))
+        names.append(name)
+        report.rows += chunk.num_rows
+    step("wrote")
+    record = folder.record or {}
+    replaces = dict(record.get("replaces", {}))
+    replaces.update({i.name: [i.size, i.mtime_ns] for i in units})
+    folded = sorted(set(record.get("units", [])) | {i.name[: -len(PART_SUFFIX)] for i in units})
+    _write_json(loc, f"{directory}/{COMPACTION_RECORD}", {
+        "version": 1, "table": table, "run_id": run_id, "files": names, "replaces": replaces, "units": folded,
+        "rows": report.rows, "sorted_by": keys, "compacted_at": _now()})
+    step("recorded")
+    write_part_index(loc, table, run_id)
+    step("indexed")
+    stale = [i.name for i in inputs] + folder.replaced_present + [s for s in folder.stray if s not in names]
+    report.removed = _remove(loc, directory, stale, step)
+    report.parts_in, report.files_out = len(inputs), names
+    return report
+
+
+def _remove(loc: StoreLocation, directory: str, names: Sequence[str], step: Callable[[str], None]) -> int:
+    removed = 0
+    for name in names:
+        try:
+            loc.fs.delete_file(f"{directory}/{name}")
+            removed += 1
+        except FileNotFoundError:
+            pass
+        step(f"removed:{removed}")
+    return removed
