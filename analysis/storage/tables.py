@@ -139,10 +139,12 @@ def _read_footer(loc: StoreLocation, part: PartInfo) -> PartFooter:
 
 def read_footers(loc: StoreLocation, parts: Sequence[PartInfo], *, threads: int = 8) -> list[PartFooter]:
     """The footers of ``parts`` (read in parallel: object stores have latency), in order."""
-    if len(parts) <= 1 or threads <= 1:
+    unread = [p for p in parts if p.described is None]  # the index describes the others
+    if len(unread) <= 1 or threads <= 1:
         return [_read_footer(loc, p) for p in parts]
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        return list(pool.map(lambda p: _read_footer(loc, p), parts))
+        read = dict(zip((p.path for p in unread), pool.map(lambda p: _read_footer(loc, p), unread)))
+    return [p.described if p.described is not None else read[p.path] for p in parts]
 
 
 def schema_problems(found: pa.Schema, expected: pa.Schema, *, table: str | None = None) -> list[str]:
@@ -176,8 +178,9 @@ def schema_problems(found: pa.Schema, expected: pa.Schema, *, table: str | None 
 def check_part_schemas(table: str, footers: Sequence[PartFooter], expected: pa.Schema) -> None:
     """Raise :class:`PartSchemaError` for the first readable part that does not fit ``expected``."""
     current = SCHEMA_VERSIONS.get(table, 1)
+    fine: set[tuple[pa.Schema, int | None]] = set()  # 20,000 parts of a run share one schema: check it once
     for footer in footers:
-        if footer.schema is None:
+        if footer.schema is None or (footer.schema, footer.version) in fine:
             continue
         problems = schema_problems(footer.schema, expected, table=table)
         if footer.version is not None and footer.version > current:
@@ -185,6 +188,7 @@ def check_part_schemas(table: str, footers: Sequence[PartFooter], expected: pa.S
                             f"version {current} (upgrade texprobe)")
         if problems:
             raise PartSchemaError(footer.part.path, table, problems)
+        fine.add((footer.schema, footer.version))
 
 
 def warn_unreadable(footers: Sequence[PartFooter]) -> list[PartFooter]:
