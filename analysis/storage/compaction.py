@@ -23,12 +23,11 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import pyarrow as pa
-import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
@@ -120,22 +119,33 @@ def write_part_index(loc: StoreLocation, table: str, run_id: str, *, folder: Run
     return len(parts)
 
 
-def _refuse_damaged(loc: StoreLocation, table: str, run_id: str, folder: RunFolder, expected: pa.Schema) -> None:
-    from analysis.storage.check import _part_problem
-
+def _refuse_quarantined(loc: StoreLocation, table: str, run_id: str, folder: RunFolder) -> None:
     selector = pafs.FileSelector(loc.quarantine_path(folder.directory), allow_not_found=True, recursive=True)
     quarantined = [i.path for i in loc.fs.get_file_info(selector) if i.type == pafs.FileType.File]
     if quarantined:
         raise CompactionRefused(
             f"run {run_id} table {table}: {len(quarantined)} quarantined part(s) of this run, e.g. "
             f"{loc.relative(quarantined[0])}: restore or delete them (see `texprobe store check`), then compact")
-    for item in folder.visible:
-        problem = _part_problem(loc, f"{folder.directory}/{item.name}", expected)
-        if problem:
-            raise CompactionRefused(
-                f"run {run_id} table {table}: part {loc.relative(folder.directory)}/{item.name} is damaged "
-                f"({problem}); nothing was compacted. Run `texprobe store check --quarantine`, resume the run, "
-                "then compact")
+
+
+def _read_checked(loc: StoreLocation, table: str, run_id: str, path: str, expected: pa.Schema) -> pa.Table:
+    """The part's rows in the table's schema (missing nullable columns as NULL), read in full with its
+    page checksums verified; a damaged part stops the compaction, named."""
+    from analysis.storage.tables import schema_problems
+
+    try:
+        with loc.fs.open_input_file(path) as f:
+            data = pq.read_table(f, page_checksum_verification=True)
+        problems = schema_problems(data.schema, expected, table=table)
+    except (OSError, pa.ArrowException, ValueError) as exc:
+        problems = [f"unreadable: {type(exc).__name__}: {exc}"]
+    if problems:
+        raise CompactionRefused(
+            f"run {run_id} table {table}: part {loc.relative(path)} is damaged ({'; '.join(problems)}); nothing "
+            "was compacted. Run `texprobe store check --quarantine`, resume the run, then compact")
+    columns = [data.column(f.name).cast(f.type) if f.name in data.column_names else pa.nulls(data.num_rows, f.type)
+               for f in expected]
+    return pa.Table.from_arrays(columns, schema=expected)
 
 
 def _encode(table: str, data: pa.Table) -> bytes:
@@ -152,19 +162,19 @@ def _encode(table: str, data: pa.Table) -> bytes:
     return buffer.getvalue()
 
 
-def _chunks(paths: Sequence[str], loc: StoreLocation, expected: pa.Schema) -> list[pa.Table]:
-    """The inputs' rows in the table's schema, cut into tables of about :data:`CHUNK_BYTES`."""
-    out, batch, size = [], [], 0
+def _chunks(paths: Sequence[str], read: Callable[[str], pa.Table]) -> Iterator[pa.Table]:
+    """The inputs' rows (``read`` of each path), cut into tables of about :data:`CHUNK_BYTES` (streamed:
+    at most one chunk in memory)."""
+    batch, size = [], 0
     for path in paths:
-        part = pads.dataset(path, filesystem=loc.fs, format="parquet", schema=expected).to_table()
+        part = read(path)
         batch.append(part)
         size += part.nbytes
         if size >= CHUNK_BYTES:
-            out.append(pa.concat_tables(batch))
+            yield pa.concat_tables(batch)
             batch, size = [], 0
     if batch:
-        out.append(pa.concat_tables(batch))
-    return out
+        yield pa.concat_tables(batch)
 
 
 def compact_run(loc: StoreLocation, table: str, run_id: str, *, schema: pa.Schema,
@@ -187,18 +197,24 @@ def compact_run(loc: StoreLocation, table: str, run_id: str, *, schema: pa.Schem
     if not units and not compacted:
         report.note = "no parts"
         return report
-    _refuse_damaged(loc, table, run_id, folder, schema)
+    _refuse_quarantined(loc, table, run_id, folder)
     inputs = compacted + units
     digest = hashlib.sha256("\n".join(sorted(i.name for i in inputs)).encode()).hexdigest()[:16]
     keys = [k for k in SORT_KEYS.get(table, ()) if k in schema.names]
     names = []
-    for k, chunk in enumerate(_chunks([f"{directory}/{i.name}" for i in inputs], loc, schema)):
-        if keys:
-            chunk = chunk.sort_by([(key, "ascending") for key in keys])
-        name = f"{COMPACTED_PREFIX}{digest}-{k:03d}{PART_SUFFIX}"
-        files.write_bytes(loc, f"{directory}/{name}", _encode(table, chunk))
-        names.append(name)
-        report.rows += chunk.num_rows
+    chunks = _chunks([f"{directory}/{i.name}" for i in inputs],
+                     lambda path: _read_checked(loc, table, run_id, path, schema))
+    try:
+        for k, chunk in enumerate(chunks):
+            if keys:
+                chunk = chunk.sort_by([(key, "ascending") for key in keys])
+            name = f"{COMPACTED_PREFIX}{digest}-{k:03d}{PART_SUFFIX}"
+            files.write_bytes(loc, f"{directory}/{name}", _encode(table, chunk))
+            names.append(name)
+            report.rows += chunk.num_rows
+    except CompactionRefused:
+        _remove(loc, directory, names, lambda _: None)  # unrecorded, so never seen; tidy up all the same
+        raise
     step("wrote")
     record = folder.record or {}
     replaces = dict(record.get("replaces", {}))
