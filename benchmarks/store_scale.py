@@ -98,11 +98,8 @@ def _bare(root: Path) -> tuple[float, list]:
 
 
 def _best(fn, repeats: int):
-    """The fastest of ``repeats`` calls (the result of the last)."""
-    results = [fn() for _ in range(repeats)]
-    if isinstance(results[0][0], tuple):
-        return results[-1]
-    return min(results, key=lambda r: sum(x for x in r if isinstance(x, float)))
+    """The fastest of ``repeats`` calls of ``fn`` (which returns its seconds first, its rows last)."""
+    return min((fn() for _ in range(repeats)), key=lambda result: sum(result[:-1]))
 
 
 def measure_store(root: Path, *, repeats: int = 2) -> dict:
@@ -153,7 +150,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{'parts':>7} {'plain':>12} {'indexed':>12} {'compacted':>12} {'bare scan':>10} {'compact s':>10} "
           f"{'MB before':>10} {'MB after':>9}")
     for n_parts, r in result["stores"].items():
-        cells = [f"{r[f'{k}_total_s']:.2f} ({r[f'{k}_total_s'] / first['plain_total_s']:.0f}x)"
+        cells = [f"{r[f'{k}_total_s']:.2f} ({r[f'{k}_total_s'] / first['plain_total_s']:.1f}x)"
                  for k in ("plain", "indexed", "compacted")]
         print(f"{n_parts:>7,} {cells[0]:>12} {cells[1]:>12} {cells[2]:>12} {r['bare_s']:>10.2f} "
               f"{r['compact_s']:>10.1f} {r['bytes_before'] / 1e6:>10.1f} {r['bytes_after'] / 1e6:>9.1f}")

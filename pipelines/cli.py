@@ -144,7 +144,7 @@ def stylize(
     tv_weight: Annotated[Optional[float], typer.Option(min=0.0, help="Total-variation weight.")] = None,
     box: BoxOpt = None,
     precision: PrecisionOpt = None,
-    statistic: Annotated[Optional[str], typer.Option(help="Style statistic plug-in: gram, mean_std, mmd_poly, mmd_gaussian, …")] = None,
+    statistic: Annotated[Optional[str], typer.Option(help="Style statistic plug-in: gram, cov, corr, mean_std, skewness, kurtosis, moments:K, sliced_wasserstein[:P], mmd_* (`texprobe stats` lists them).")] = None,
     init: Annotated[Optional[Init], typer.Option(help="Initial image.")] = None,
     optimizer: Annotated[Optional[OptimizerName], typer.Option(help="Optimiser.")] = None,
     lr: Annotated[Optional[float], typer.Option(min=1e-12, help="Learning rate / L-BFGS step.")] = None,
@@ -320,6 +320,19 @@ def store_check(
     from pipelines.commands_store import store_check as check
 
     raise typer.Exit(code=check(store=store, quarantine=quarantine, echo=typer.echo))
+
+
+@app.command("stats")
+def stats() -> None:
+    """The style statistics (`--statistic` of stylize): name, what it matches, default options."""
+    from rich.table import Table
+
+    from nstcore.stats import describe_statistics
+
+    table = Table("statistic", "what it matches", "default options", show_lines=False)
+    for name, doc, options in describe_statistics():
+        table.add_row(name, doc, ", ".join(f"{k}={v}" for k, v in options.items()))
+    console.print(table)
 
 
 @store_app.command("compact")

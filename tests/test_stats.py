@@ -316,13 +316,14 @@ def test_gradcheck_float64(name: str) -> None:
 
 def test_registry_and_reprs() -> None:
     assert list_statistics() == sorted(
-        ["gram", "mean", "mean_sq", "mean_abs", "std", "mean_std", "mmd_linear", "mmd_poly", "mmd_gaussian"]
+        ["gram", "mean", "mean_sq", "mean_abs", "std", "mean_std", "mmd_linear", "mmd_poly", "mmd_gaussian",
+         "skewness", "kurtosis", "moments", "sliced_wasserstein", "cov", "corr"]
     )
     assert set(stats.STATISTICS) == set(list_statistics())
     assert repr(get_statistic("gram", normalization="chw")) == "Gram(normalization='chw', reduction='mean')"
     assert "num_samples=64" in repr(get_statistic("mmd_gaussian", num_samples=64))
     assert get_statistic("gram") == get_statistic("gram", normalization="hw")
-    with pytest.raises(UnknownStatisticError, match="available: gram"):
+    with pytest.raises(UnknownStatisticError, match="available: corr, cov, gram"):
         get_statistic("gramm")
     with pytest.raises(TypeError):
         stats.Gram("hw")  # type: ignore[misc]  (keyword-only)

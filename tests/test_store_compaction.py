@@ -194,6 +194,10 @@ def test_resume_of_a_half_compacted_run_adds_only_the_missing_units(ray_cluster,
     placement = Placement(cpus_per_actor=1, actors=1, unit_timeout_s=3, retries=0)
     first = run_operation("ops_for_tests:StallOp", config, store=store, placement=placement, show_progress=False)
     assert first.status == "partial"
+    folder = tmp_path / "store" / "tables" / "trials" / f"run_id={first.run_id}"
+    # a partial run is not compacted; its parts are indexed for the readers
+    assert len(list(folder.glob("unit-*.parquet"))) == 3 and not (folder / "_compaction.json").exists()
+    assert len(json.loads((folder / "_index.json").read_text())["parts"]) == 3
     code = textwrap.dedent(f"""
         import os, signal
         from pipelines.store import Store
@@ -216,5 +220,32 @@ def test_resume_of_a_half_compacted_run_adds_only_the_missing_units(ray_cluster,
     con = connect(root)
     assert con.execute("SELECT count(*), count(DISTINCT image) FROM trials").fetchone() == (4, 4)
     assert con.execute("SELECT count(*) FROM errors").fetchone() == (0,)
-    folder = tmp_path / "store" / "tables" / "trials" / f"run_id={first.run_id}"
     assert [p.name for p in folder.glob("*.parquet")] == json.loads((folder / "_compaction.json").read_text())["files"]
+
+
+def test_store_compact_command_and_no_compact_option(tmp_path):
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    store = make_store(str(tmp_path / "st"))
+    before = views(store.root)
+    runner = CliRunner()
+    out = runner.invoke(app, ["store", "compact", "--store", store.root, "--run", "20990101T000000Z-nosuch"])
+    assert out.exit_code == 2 and "no run '20990101T000000Z-nosuch'" in out.output
+    out = runner.invoke(app, ["store", "compact", "--store", store.root, "--table", "trial"])
+    assert out.exit_code == 2 and "unknown table 'trial'" in out.output
+    out = runner.invoke(app, ["store", "compact", "--store", store.root])
+    assert out.exit_code == 0 and f"{RUN} trials: 6 part(s) -> 1 file(s), 30 rows" in out.output
+    assert views(store.root) == before
+    out = runner.invoke(app, ["store", "compact", "--store", store.root])
+    assert out.exit_code == 0 and "already compact" in out.output
+    assert "--no-compact" in runner.invoke(app, ["classify", "--help"]).output
+
+
+def test_store_scale_benchmark_runs_small():
+    from benchmarks.store_scale import main
+
+    result = main(["--rows", "4000", "--parts", "4,40", "--repeats", "1"])
+    small, many = result["stores"][4], result["stores"][40]
+    assert many["files_after"] == small["files_after"] == 1 and many["bytes_after"] < many["bytes_before"]

@@ -18,13 +18,17 @@ References
 * Huang & Belongie (2017) "Arbitrary style transfer in real-time with adaptive instance
   normalization": matching channel means and standard deviations.
 * Gretton et al. (2012) "A kernel two-sample test": the biased MMD^2 estimator and the median heuristic.
+* Kalischek, Wegner & Schindler (2021) "In the light of feature distributions: moment matching for neural
+  style transfer": channel moments beyond the second (skewness, kurtosis, moments 1..K).
+* Heitz, Vacher, Coeurjolly & Newson (2021) "A Sliced Wasserstein Loss for Neural Texture Synthesis".
 
 Precision: low-precision inputs (fp16 / bf16) are upcast to float32 before any reduction, inside
 ``torch.autocast(enabled=False)``; float64 inputs stay float64 (for gradcheck). All other inputs give
 float32 results.
 
 Layout: :mod:`~nstcore.stats.registry` (the interface and the registry by name),
-:mod:`~nstcore.stats.gram`, :mod:`~nstcore.stats.moments`, :mod:`~nstcore.stats.mmd` (one concept each;
+:mod:`~nstcore.stats.gram`, :mod:`~nstcore.stats.moments`, :mod:`~nstcore.stats.higher_moments`,
+:mod:`~nstcore.stats.correlation`, :mod:`~nstcore.stats.sliced_wasserstein`, :mod:`~nstcore.stats.mmd` (one concept each;
 importing this package registers every built-in statistic). New statistics: subclass
 :class:`StyleStatistic` and decorate with :func:`register_statistic`.
 """
@@ -39,14 +43,26 @@ from nstcore.stats._base import (
     StatisticsError,
     UnknownStatisticError,
 )
+from nstcore.stats.correlation import Correlation, Covariance
 from nstcore.stats.gram import Gram, gram_from_upper_triangle, gram_matrix, gram_upper_triangle
+from nstcore.stats.higher_moments import Kurtosis, Moments, Skewness
 from nstcore.stats.mmd import MMDGaussian, MMDLinear, MMDPoly
 from nstcore.stats.moments import Mean, MeanAbs, MeanSq, MeanStd, Std
-from nstcore.stats.registry import STATISTICS, StyleStatistic, get_statistic, list_statistics, register_statistic
+from nstcore.stats.registry import (STATISTICS, StyleStatistic, describe_statistics, get_statistic, list_statistics,
+                                    parse_statistic, register_statistic)
+from nstcore.stats.sliced_wasserstein import SlicedWasserstein
 
 __all__ = [
     "NORMALIZATIONS",
     "STATISTICS",
+    "Correlation",
+    "Covariance",
+    "Kurtosis",
+    "Moments",
+    "Skewness",
+    "SlicedWasserstein",
+    "describe_statistics",
+    "parse_statistic",
     "FeatureShapeError",
     "Gram",
     "Mean",

@@ -9,13 +9,16 @@ from torch import Tensor
 
 from nstcore.stats._base import StatisticsError, UnknownStatisticError
 
-__all__ = ["STATISTICS", "StyleStatistic", "get_statistic", "list_statistics", "register_statistic"]
+__all__ = ["STATISTICS", "StyleStatistic", "describe_statistics", "get_statistic", "list_statistics",
+           "parse_statistic", "register_statistic"]
 
 
 class StyleStatistic(abc.ABC):
     """A style representation plus a distance; per-image losses, never reduced over the batch."""
 
     name: ClassVar[str]
+    #: The option a ``name:VALUE`` spec sets (e.g. ``moments:4`` -> ``k=4``); None: the name takes no value.
+    positional: ClassVar[str | None] = None
 
     @abc.abstractmethod
     def target(self, features: Tensor) -> Tensor:
@@ -75,3 +78,32 @@ def get_statistic(name: str, **options: object) -> StyleStatistic:
 def list_statistics() -> list[str]:
     """Sorted names of the registered statistics."""
     return sorted(STATISTICS)
+
+
+def parse_statistic(spec: str) -> tuple[str, dict[str, object]]:
+    """``'name'`` or ``'name:VALUE'`` (an integer for the statistic's :attr:`~StyleStatistic.positional`
+    option, e.g. ``moments:4``, ``sliced_wasserstein:64``) -> (name, options); a clear error otherwise."""
+    name, sep, value = str(spec).partition(":")
+    if name not in STATISTICS:
+        raise UnknownStatisticError(f"unknown statistic {name!r}; available: {', '.join(list_statistics())}.")
+    if not sep:
+        return name, {}
+    option = STATISTICS[name].positional
+    if option is None:
+        raise StatisticsError(f"statistic {name!r} takes no ':{value}' (write just {name!r}).")
+    try:
+        number = int(value)
+    except ValueError:
+        raise StatisticsError(f"statistic {spec!r}: {value!r} after ':' must be an integer ({option}).") from None
+    return name, {option: number}
+
+
+def describe_statistics() -> list[tuple[str, str, dict[str, object]]]:
+    """(name, first docstring line, default options) of every registered statistic, sorted by name."""
+    out = []
+    for name in list_statistics():
+        cls = STATISTICS[name]
+        doc = (cls.__doc__ or "").strip().split("\n\n")[0]
+        out.append((name + (f"[:{cls.positional}]" if cls.positional else ""), " ".join(doc.split()),
+                    cls().config()))
+    return out

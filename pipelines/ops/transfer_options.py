@@ -9,6 +9,19 @@ from nstcore.backbones import create_backbone
 from nstcore.transfer import TransferConfig, default_config, layer_channels, preset
 
 
+def _statistic_overrides(spec: str) -> dict[str, Any]:
+    """``--statistic NAME[:VALUE]`` -> statistic and its options (``normalization='hw'`` where the statistic
+    takes one, as the presets' Gram; no option it does not accept)."""
+    import inspect
+
+    from nstcore.stats import STATISTICS, parse_statistic
+
+    name, options = parse_statistic(spec)
+    takes = inspect.signature(STATISTICS[name]).parameters
+    defaults = {"normalization": "hw"} if "normalization" in takes else {}
+    return {"statistic": name, "statistic_options": {**defaults, **options}}
+
+
 def build_transfer_config(
     *,
     backbone: str,
@@ -21,6 +34,8 @@ def build_transfer_config(
     """``preset_name`` (e.g. 'gatys-geirhos') or the family default of ``backbone``; ``overrides`` that are
     ``None`` are ignored. ``style_layers`` 'a,b,c' are weighted 1e3/C² (Gatys et al. 2016)."""
     set_overrides = {k: v for k, v in overrides.items() if v is not None}
+    if "statistic" in set_overrides:
+        set_overrides.update(_statistic_overrides(set_overrides.pop("statistic")))
     pooling = set_overrides.get("pooling", "max")
     model = create_backbone(backbone, weights=weights, seed=set_overrides.get("seed", 0), pooling=pooling)
     if preset_name:
