@@ -152,3 +152,14 @@ def test_stats_command_lists_every_statistic():
     text = "".join(out.output.split())  # the table may wrap long cells
     for name in list_statistics():
         assert name in text
+
+
+def test_fixed_directions_reuse_the_sorted_target_until_it_changes():
+    fixed = get_statistic("sliced_wasserstein", projections=8, seed=4)
+    x, t = _features(9), _features(10)
+    target = fixed.target(t)
+    first = fixed.loss(x, target)
+    assert torch.equal(fixed.loss(x, target), first)
+    target.mul_(2.0)  # changed in place: the cached projections must not be used
+    fresh = get_statistic("sliced_wasserstein", projections=8, seed=4)
+    assert torch.equal(fixed.loss(x, target), fresh.loss(x, fresh.target(t * 2.0)))

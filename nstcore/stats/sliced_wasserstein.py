@@ -70,6 +70,7 @@ class SlicedWasserstein(StyleStatistic):
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise StatisticsError(f"SlicedWasserstein: seed must be an integer or None, got {seed!r}.")
         self.projections, self.seed = projections, seed
+        self._sorted_targets: dict[tuple, Tensor] = {}  # fixed directions: the targets' sorted projections
 
     def config(self) -> dict[str, object]:
         return {"projections": self.projections, "seed": self.seed}
@@ -97,5 +98,17 @@ class SlicedWasserstein(StyleStatistic):
             target = _match_batch(target, b, where="SlicedWasserstein.loss").to(flat.dtype)
             v = self.directions(c, dtype=flat.dtype, device=flat.device)
             mine = torch.sort(torch.einsum("pc,bcm->bpm", v, flat), dim=2).values
-            theirs = sorted_quantiles(torch.sort(torch.einsum("pc,bcm->bpm", v, target), dim=2).values, m)
+            theirs = sorted_quantiles(self._sorted_target(v, target), m)
             return ((mine - theirs) ** 2).mean(dim=(1, 2))
+
+    def _sorted_target(self, v: Tensor, target: Tensor) -> Tensor:
+        """The target's sorted projections; with fixed directions (``seed``) computed once per target tensor
+        (an optimisation evaluates the same targets hundreds of times) and reused while it is unchanged."""
+        if self.seed is None or target.requires_grad:
+            return torch.sort(torch.einsum("pc,bcm->bpm", v, target), dim=2).values
+        key = (target.data_ptr(), target._version, tuple(target.shape), target.dtype, target.device, v.shape[0])
+        if key not in self._sorted_targets:
+            if len(self._sorted_targets) >= 64:
+                self._sorted_targets.clear()
+            self._sorted_targets[key] = torch.sort(torch.einsum("pc,bcm->bpm", v, target), dim=2).values
+        return self._sorted_targets[key]
