@@ -157,7 +157,7 @@ def test_stats_command_lists_every_statistic():
 def test_fixed_directions_reuse_the_sorted_target_until_it_changes():
     fixed = get_statistic("sliced_wasserstein", projections=8, seed=4)
     x, t = _features(9), _features(10)
-    target = fixed.target(t)
+    target = fixed.target(t.clone())  # (the target may be a view of its features)
     first = fixed.loss(x, target)
     assert torch.equal(fixed.loss(x, target), first)
     target.mul_(2.0)  # changed in place: the cached projections must not be used
