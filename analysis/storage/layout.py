@@ -133,7 +133,8 @@ def _single_put(uri: str) -> str:
 
 
 def open_location(root: str | os.PathLike[str]) -> StoreLocation:
-    """The :class:`StoreLocation` of a local path or URI; a local directory is created if missing."""
+    """The :class:`StoreLocation` of a local path or URI; a missing local directory is created by the first
+    write, not here."""
     root_str = os.fspath(root)
     if not root_str:
         raise StorageError("store root is empty: pass a directory or a URI such as s3://bucket/x")
@@ -153,8 +154,20 @@ def open_location(root: str | os.PathLike[str]) -> StoreLocation:
         root_str, local = base, True
     base = base.rstrip("/") if base not in ("/", "") else base
     if local:
-        try:
-            os.makedirs(base, exist_ok=True)
-        except OSError as exc:
-            raise StorageError(f"cannot create store directory {base!r}: {exc}") from exc
+        _check_local_base(base)
     return StoreLocation(root=root_str, fs=fs, base=base, local=local)
+
+
+def _check_local_base(base: str) -> None:
+    """A local store directory need not exist yet (the first write creates it: a command refused for bad
+    input leaves nothing on disk), but it must be creatable: an existing non-directory, or a missing one
+    under a folder this process cannot write, is refused now."""
+    if os.path.exists(base):
+        if not os.path.isdir(base):
+            raise StorageError(f"store {base!r} exists and is not a directory; pass a directory (new or a store)")
+        return
+    parent = os.path.dirname(base)
+    while parent and not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
+        raise StorageError(f"cannot create store directory {base!r}: {parent!r} is not a writable directory")
