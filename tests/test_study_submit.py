@@ -24,6 +24,15 @@ class JobHead(LocalCluster):
 
     dashboard_port: int = 0
 
+    def env(self) -> dict[str, str]:
+        """As a cluster admin starts it from a unit file: the project's ``ray`` by path, its venv NOT on PATH
+        (so a job's bare ``python`` is not the one with texprobe)."""
+        env = super().env()
+        venv_bin = str(Path(sys.executable).parent)
+        env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p and p != venv_bin)
+        env.pop("VIRTUAL_ENV", None)
+        return env
+
     @property
     def job_address(self) -> str:
         return f"http://127.0.0.1:{self.dashboard_port}"
@@ -69,15 +78,16 @@ def job_head():
         head.stop()
 
 
-def _submit(spec: Path, head: JobHead, *, token: str | None) -> subprocess.CompletedProcess:
+def _submit(spec: Path, head: JobHead, *, token: str | None, python: str | None = sys.executable,
+            extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     env["PYTHONPATH"] = str(REPO)
     env["HOME"] = str(spec.parent)  # no ~/.ray/auth_token here: the token can only come from RAY_AUTH_TOKEN
     if token is not None:
         env["RAY_AUTH_TOKEN"] = token
     return subprocess.run([sys.executable, "-m", "pipelines.cli", "study", "submit", str(spec), "--address",
-                           head.job_address, "--python", sys.executable], env=env, capture_output=True, text=True,
-                          timeout=120)
+                           head.job_address, *(["--python", python] if python else []), *extra], env=env,
+                          capture_output=True, text=True, timeout=400)
 
 
 @pytest.mark.slow
@@ -119,3 +129,54 @@ def test_submit_twice_same_day_is_one_job(job_head: JobHead, tmp_path: Path):
     (run_id,) = store.list_runs()
     assert store.read_manifest(run_id)["study"] == "nightly"
     assert store.read_table("trials", run_id).num_rows == 2
+
+
+def _spec(tmp_path: Path, name: str) -> Path:
+    images = tmp_path / "images"
+    images.mkdir()
+    for p in sorted((DATA / "cue-conflict" / "cat").glob("*.png"))[:2]:
+        shutil.copyfile(p, images / p.name)
+    spec = tmp_path / "s.toml"
+    spec.write_text(f'[study]\nname = "{name}"\nstore = "store"\n[[datasets]]\nname = "cc"\npath = "images"\n'
+                    '[[models]]\nname = "efficientnet_lite0"\n[[operations]]\nkind = "classify"\n')
+    return spec
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_submit_wait_without_python_runs_on_a_head_whose_path_lacks_the_venv(job_head: JobHead, tmp_path: Path):
+    """Issue 20: the job used to run `python -m pipelines.cli` from the head's PATH (no texprobe there: `No
+    module named typer`) while submit exited 0. Now the local head gets this interpreter; --wait follows the
+    job to its end and exits 0 only when it succeeded, with its trials in the store."""
+    spec = _spec(tmp_path, "venvless")
+    token = (Path.home() / ".ray" / "auth_token").read_text().strip()
+    out = _submit(spec, job_head, token=token, python=None, extra=("--wait",))
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert sys.executable in out.stdout and "succeeded" in out.stdout
+    from pipelines.store import Store
+
+    store = Store(tmp_path / "store")
+    (run_id,) = store.list_runs()
+    assert store.read_table("trials", run_id).num_rows == 2
+    status = subprocess.run([sys.executable, "-m", "pipelines.cli", "study", "status", str(spec), "--address",
+                             job_head.job_address], env={**os.environ, "RAY_AUTH_TOKEN": token, "PYTHONPATH": str(REPO)},
+                            capture_output=True, text=True, timeout=120)
+    assert status.returncode == 0 and "SUCCEEDED" in status.stdout, status.stdout + status.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_a_job_that_fails_makes_submit_exit_non_zero_with_its_error(job_head: JobHead, tmp_path: Path):
+    spec = _spec(tmp_path, "broken")
+    token = (Path.home() / ".ray" / "auth_token").read_text().strip()
+    missing = str(tmp_path / "no-such-python")
+    out = _submit(spec, job_head, token=token, python=missing)  # without --wait: still checks that it starts
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "failed" in out.stderr and "texprobe-broken-" in out.stderr and "Traceback" not in out.stderr
+    assert "ray job logs" in out.stderr
+    again = _submit(spec, job_head, token=token, python=missing, extra=("--wait",))  # the same day's job: failed
+    assert again.returncode == 1 and "already submitted" in again.stdout and "failed" in again.stderr
+    status = subprocess.run([sys.executable, "-m", "pipelines.cli", "study", "status", str(spec), "--address",
+                             job_head.job_address], env={**os.environ, "RAY_AUTH_TOKEN": token, "PYTHONPATH": str(REPO)},
+                            capture_output=True, text=True, timeout=120)
+    assert status.returncode == 1 and "FAILED" in status.stdout

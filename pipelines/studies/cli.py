@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from enum import Enum
 from typing import Annotated, Optional
@@ -72,16 +73,20 @@ def study_status(
     spec: SpecArg,
     store: StoreOverride = None,
     format: Annotated[StatusFormat, typer.Option("--format", help="table or json.")] = StatusFormat.table,
+    address: Annotated[Optional[str], typer.Option("--address", envvar="RAY_JOB_ADDRESS", help="Also list the study's submitted Ray jobs and their states (the head's job server).")] = None,
 ) -> None:
-    """What the study has done and what is missing (nothing runs). Exit 0: nothing missing; 3: work missing."""
+    """What the study has done and what is missing (nothing runs), and with --address its submitted jobs.
+    Exit 0: nothing missing; 3: work missing; 1: the latest submitted job failed."""
     from pipelines.studies.plan import plan_study
 
     study = _spec(spec, store)
     plans = plan_study(study)
     missing = sum(len(p.missing) for p in plans)
+    jobs = _jobs(study.name, address) if address else []
     if format == StatusFormat.json:
         typer.echo(json.dumps({"study": study.name, "store": study.store, "missing": missing,
-                               "tasks": [p.to_json() for p in plans]}, indent=2))
+                               "tasks": [p.to_json() for p in plans],
+                               "jobs": [dataclasses.asdict(j) for j in jobs]}, indent=2))
     else:
         from rich.table import Table
 
@@ -94,8 +99,22 @@ def study_status(
                           f"[yellow]{len(p.missing)}[/]" if p.missing else "0")
         console.print(table)
         console.print("nothing missing" if not missing else f"{missing} image(s) missing: `texprobe study run {spec}`")
+        for job in jobs:
+            console.print(f"job {job.submission_id}: {job.status}" + (f" ({job.message})" if job.message else ""),
+                          highlight=False)
+        if address and not jobs:
+            console.print(f"no jobs submitted for study {study.name} at {address}", highlight=False)
+    if jobs and jobs[-1].status in ("FAILED", "STOPPED"):
+        raise typer.Exit(code=1)
     if missing:
         raise typer.Exit(code=EXIT_MISSING)
+
+
+def _jobs(study: str, address: str) -> list:
+    from pipelines.studies.jobs import study_jobs
+    from pipelines.studies.submit import client_for
+
+    return study_jobs(client_for(address), study)
 
 
 @study_app.command("submit")
@@ -104,14 +123,34 @@ def study_submit(
     spec: SpecArg,
     address: Annotated[str, typer.Option("--address", envvar="RAY_JOB_ADDRESS", help="The head's job server, e.g. http://HEAD:8265 (token auth: set RAY_AUTH_TOKEN).")],
     store: StoreOverride = None,
-    python: Annotated[str, typer.Option("--python", help="Python interpreter on the head node that has texprobe installed.")] = "python",
+    python: Annotated[Optional[str], typer.Option("--python", help="Python interpreter on the head node that has texprobe installed (default: this interpreter when the head is on this machine, else `python` on the head's PATH).")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow the job to its end, streaming its log; exit with its result.")] = False,
 ) -> None:
-    """Submit the study as a Ray Job `texprobe-<study>-<YYYYMMDD>`; a second submission the same day is a no-op."""
-    from pipelines.studies.submit import submit_study
+    """Submit the study as a Ray Job `texprobe-<study>-<YYYYMMDD>` (a second submission the same day finds the
+    first), check that it starts, and with --wait follow it. Exit 0: submitted/succeeded; 1: the job failed."""
+    from pipelines.studies.jobs import JobFailedError, follow, wait_started
+    from pipelines.studies.submit import client_for, default_python, submit_study
 
     study = _spec(spec, store)
-    sub = submit_study(study, address=address, python=python, store=study.store if store else None)
-    if sub.created:
-        console.print(f"submitted: {sub.submission_id}, {sub.status}", highlight=False)
+    client = client_for(address)
+    interpreter, why = (python, "--python") if python else default_python(address)
+    sub = submit_study(study, address=address, python=interpreter, store=study.store if store else None, client=client)
+    console.print(f"{'submitted' if sub.created else 'already submitted'}: {sub.submission_id}, {sub.status} "
+                  f"(interpreter {interpreter}: {why})", highlight=False)
+    try:
+        state = wait_started(client, sub.submission_id, address)
+        if wait:
+            state = follow(client, sub.submission_id, address, echo=lambda line: typer.echo(line))
+    except JobFailedError as exc:
+        from rich.markup import escape
+
+        from pipelines.reporting import err_console
+
+        err_console.print(f"[bold red]error:[/] {escape(' '.join(str(exc).split()))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(code=1) from None
+    if wait:
+        console.print(f"job {sub.submission_id} succeeded", highlight=False)
     else:
-        console.print(f"already submitted: {sub.submission_id}, {sub.status}", highlight=False)
+        console.print(f"job {sub.submission_id} is {state.status.lower()}; follow it with `texprobe study status {spec} "
+                      f"--address {address}` or `ray job logs {sub.submission_id} -f --address {address}`",
+                      highlight=False)

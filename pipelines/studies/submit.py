@@ -25,6 +25,21 @@ def submission_id(spec: StudySpec, *, today: _dt.date | None = None) -> str:
     return f"texprobe-{spec.name}-{day:%Y%m%d}"
 
 
+def default_python(address: str) -> tuple[str, str]:
+    """The interpreter the job runs ``texprobe`` with when ``--python`` is not given, and why: this very
+    interpreter (``sys.executable``, which has texprobe installed) when the head is on this machine; else
+    ``python`` from the head's PATH (say ``--python`` when that is not the one with texprobe)."""
+    import socket
+    import sys
+    from urllib.parse import urlparse
+
+    host = urlparse(address if "://" in address else f"http://{address}").hostname or ""
+    local = host in ("127.0.0.1", "localhost", "::1", socket.gethostname())
+    if local:
+        return sys.executable, "the head is on this machine: the submitting interpreter"
+    return "python", f"the head {host} is remote: `python` on its PATH (pass --python if texprobe lives elsewhere)"
+
+
 def entrypoint(spec: StudySpec, *, python: str = "python", store: str | None = None) -> str:
     """The job's command: ``texprobe study run`` on the head node (the spec, its datasets and the store
     must be reachable there under the same paths, e.g. a shared filesystem or an object store)."""
@@ -32,6 +47,11 @@ def entrypoint(spec: StudySpec, *, python: str = "python", store: str | None = N
     if store:
         args += ["--store", store]
     return " ".join(shlex.quote(a) for a in args)
+
+
+def client_for(address: str):
+    """A Ray JobSubmissionClient for the job server at ``address`` (RAY_AUTH_TOKEN as bearer token)."""
+    return _client(address)
 
 
 def _client(address: str):
@@ -54,10 +74,12 @@ def _client(address: str):
                            "when the cluster uses token auth)") from None
 
 
-def submit_study(spec: StudySpec, *, address: str, python: str = "python", store: str | None = None,
-                 today: _dt.date | None = None) -> Submission:
-    """Submit ``spec`` to the Ray cluster whose job server (dashboard) is at ``address``."""
-    client = _client(address)
+def submit_study(spec: StudySpec, *, address: str, python: str | None = None, store: str | None = None,
+                 today: _dt.date | None = None, client=None) -> Submission:
+    """Submit ``spec`` to the Ray cluster whose job server (dashboard) is at ``address``; ``python``: the
+    interpreter with texprobe on the head (default: :func:`default_python`)."""
+    client = client or _client(address)
+    python = python or default_python(address)[0]
     sid = submission_id(spec, today=today)
     try:
         client.submit_job(entrypoint=entrypoint(spec, python=python, store=store), submission_id=sid,
