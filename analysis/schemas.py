@@ -88,6 +88,8 @@ GRAMS = pa.schema([
     *_FEATURE_MAP,
     _f("normalization", _STR),          # 'hw' | 'chw' | 'none'
     _f("gram", _F32_LIST),              # upper triangle incl. diagonal, row-major
+    _f("dtype", _STR),                  # precision kept: 'float32' | 'float16' | 'bfloat16' (values rounded to it,
+                                        # stored as float32; NULL = float32, written before the option existed)
 ])
 
 LAYER_STATS = pa.schema([

@@ -14,7 +14,7 @@ import typer
 
 from pipelines.cli_options import (
     DEFAULT_STORE, BatchOpt, BatchOptions, Bf16Opt, BoxOpt, PrecisionOpt, Resize, ChannelsLastOpt, Format, Init, Kind,
-    Normalization, OneLineErrors, OptimizerName, Pooling, RunOptions, SeedOpt, StoreOpt, WeightsOpt, batch_options,
+    GramDtype, Normalization, OneLineErrors, OptimizerName, Pooling, RunOptions, SeedOpt, StoreOpt, WeightsOpt, batch_options,
     friendly, pairs_value, run_command, value,
 )
 from pipelines.reporting import console, err_console
@@ -103,6 +103,7 @@ def grams(
     size: Annotated[int, typer.Option(min=0, help="Resize the shorter side to this many px, aspect kept, no crop (0: native size).")] = 224,
     normalization: Annotated[Normalization, typer.Option(help="Gram normalisation: hw (Gatys), chw or none.")] = Normalization.hw,
     stats_only: Annotated[bool, typer.Option("--stats-only", help="Keep only layer_stats (no Gram matrices: they can be large).")] = False,
+    gram_dtype: Annotated[GramDtype, typer.Option("--gram-dtype", help="Precision the Grams are stored at: float32, float16 (~0.43x the bytes) or bfloat16 (~0.33x); see README for what it costs.")] = GramDtype.float32,
     pooling: Annotated[Pooling, typer.Option(help="max or avg pooling (VGG; Gatys used avg).")] = Pooling.max,
     seed: SeedOpt = 0,
     dataset: Annotated[Optional[str], typer.Option(help="Dataset name (default: folder name).")] = None,
@@ -117,7 +118,7 @@ def grams(
 
     config = grams_config(backbone=backbone, layers=layers, size=size, inputs=tuple(images), weights=weights,
                           seed=seed, pooling=value(pooling), normalization=value(normalization),
-                          keep_grams=not stats_only, dataset=dataset, **asdict(batch))
+                          keep_grams=not stats_only, gram_dtype=value(gram_dtype), dataset=dataset, **asdict(batch))
     report = _run("grams", config, run)
     print_run(report, what=f"{report.counts['layer_stats']} layer_stats rows ({len(config.layers)} layers)")
     print_best_layers(run.store, backbone)

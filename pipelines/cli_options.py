@@ -65,6 +65,7 @@ OptimizerName = choices("OptimizerName", ("lbfgs", "adam"))
 Resize = choices("Resize", ("model", "native", "shorter", "exact"))
 Box = choices("Box", ("bounded", "clip-at-end", "clamp-each-step"))
 Precision = choices("Precision", ("float32", "float64"))
+GramDtype = choices("GramDtype", ("float32", "float16", "bfloat16"))
 Init = choices("Init", ("content", "noise", "style"))
 Format = choices("Format", ("table", "csv", "json"))
 

@@ -149,7 +149,7 @@ def _read_checked(loc: StoreLocation, table: str, run_id: str, path: str, expect
 
 
 def _encode(table: str, data: pa.Table) -> bytes:
-    from analysis.storage.tables import META_TABLE, META_VERSION, SCHEMA_VERSIONS
+    from analysis.storage.tables import META_TABLE, META_VERSION, SCHEMA_VERSIONS, parquet_options
 
     meta = dict(data.schema.metadata or {})
     meta[META_TABLE] = table.encode()
@@ -157,8 +157,8 @@ def _encode(table: str, data: pa.Table) -> bytes:
     per_row = max(1, data.nbytes // max(1, data.num_rows))
     rows_per_group = max(1, min(ROW_GROUP_ROWS, ROW_GROUP_BYTES // per_row))
     buffer = io.BytesIO()
-    pq.write_table(data.replace_schema_metadata(meta), buffer, compression="zstd", write_page_checksum=True,
-                   row_group_size=rows_per_group, use_dictionary=True)
+    pq.write_table(data.replace_schema_metadata(meta), buffer, row_group_size=rows_per_group,
+                   **parquet_options(data.schema))
     return buffer.getvalue()
 
 

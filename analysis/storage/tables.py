@@ -31,7 +31,7 @@ from analysis.storage.layout import PART_SUFFIX, RUN_PREFIX, StoreLocation
 
 __all__ = [
     "SCHEMA_VERSIONS", "PartInfo", "PartFooter", "PartSelection", "table_schema", "encode_part",
-    "list_table_runs", "list_parts", "read_footers", "readable_parts", "warn_unreadable", "schema_problems",
+    "list_table_runs", "list_parts", "parquet_options", "read_footers", "readable_parts", "warn_unreadable", "schema_problems",
     "check_part_schemas", "table_dataset",
 ]
 
@@ -80,10 +80,26 @@ def encode_part(table: str, data: pa.Table) -> bytes:
     meta[META_TABLE] = table.encode()
     meta[META_VERSION] = str(SCHEMA_VERSIONS.get(table, 1)).encode()
     buffer = io.BytesIO()
-    # page checksums (CRC-32 of every page, Parquet format spec): `store check` verifies them, so a flipped
-    # byte in a data page is found even where it still decodes
-    pq.write_table(data.replace_schema_metadata(meta), buffer, compression="zstd", write_page_checksum=True)
+    pq.write_table(data.replace_schema_metadata(meta), buffer, **parquet_options(data.schema))
     return buffer.getvalue()
+
+
+def parquet_options(schema: pa.Schema) -> dict:
+    """How every part is written: zstd; page checksums (CRC-32 of every page, Parquet format spec), which
+    `store check` verifies, so a flipped byte in a data page is found even where it still decodes; float
+    columns (and lists of floats, e.g. Grams) byte-stream-split instead of dictionary-encoded: their
+    exponent bytes compress well apart, and the zeroed low bytes of reduced-precision Grams vanish."""
+    floats, others = [], []
+    for field in schema:
+        t = field.type
+        if pa.types.is_floating(t):
+            floats.append(field.name)
+        elif (pa.types.is_list(t) or pa.types.is_large_list(t)) and pa.types.is_floating(t.value_type):
+            floats.append(f"{field.name}.list.element")
+        else:
+            others.append(field.name)
+    return {"compression": "zstd", "write_page_checksum": True, "use_dictionary": others,
+            "use_byte_stream_split": floats or False}
 
 
 def list_table_runs(loc: StoreLocation, table: str) -> list[str]:
