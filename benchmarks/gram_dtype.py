@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 
 from analysis import TABLES
+from benchmarks._results import write_results
 from analysis.discriminability import discriminability_rows, texture_source_from_name
 from analysis.storage import encode_part
 from analysis.storage.validate import conform_table
@@ -122,8 +122,7 @@ def main(argv: list[str] | None = None) -> dict:
     print("largest change vs float32: " + ", ".join(f"{d} {v:.4f}" for d, v in
                                                    result["grouped_discriminability"]["max_change"].items()))
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2))
+        write_results(args.out, result)
     return result
 
 

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import duckdb
 
+from benchmarks._results import write_results
+
 from analysis import CATEGORIES, connect
 from analysis.schemas import TABLES
 from analysis.storage.tables import encode_part
@@ -155,8 +157,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{n_parts:>7,} {cells[0]:>12} {cells[1]:>12} {cells[2]:>12} {r['bare_s']:>10.2f} "
               f"{r['compact_s']:>10.1f} {r['bytes_before'] / 1e6:>10.1f} {r['bytes_after'] / 1e6:>9.1f}")
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2))
+        write_results(args.out, result)
     return result
 
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from nstcore.stats._base import Reduction, _check_features, _check_reduction, _distance_to_target, _flat, _no_autocast
-from nstcore.stats.registry import StyleStatistic, register_statistic
+from nstcore.stats._base import Reduction
+from nstcore.stats.moments import _WithStd
+from nstcore.stats.registry import register_statistic
 
 __all__ = ["Correlation", "Covariance", "channel_covariance"]
 
@@ -26,26 +27,17 @@ def channel_covariance(flat: Tensor) -> Tensor:
     return centred @ centred.transpose(1, 2) / flat.shape[2]
 
 
-class _Centred(StyleStatistic):
-    def __init__(self, *, eps: float = 1e-8, reduction: Reduction = "mean") -> None:
-        _check_reduction(reduction, where=type(self).__name__)
-        self.eps, self.reduction = float(eps), reduction
+class _Centred(_WithStd):
+    """Channel matrices of the centred features, pooled like the channel moments (same loss, options)."""
 
-    def config(self) -> dict[str, object]:
-        return {"eps": self.eps, "reduction": self.reduction}
+    def __init__(self, *, eps: float = 1e-8, reduction: Reduction = "mean") -> None:
+        super().__init__(eps=eps, reduction=reduction)
 
     def _matrix(self, cov: Tensor) -> Tensor:
         return cov
 
-    def target(self, features: Tensor) -> Tensor:
-        _check_features(features, where=f"{type(self).__name__}.target")
-        with _no_autocast(features.device):
-            return self._matrix(channel_covariance(_flat(features)))
-
-    def loss(self, features: Tensor, target: Tensor) -> Tensor:
-        return _distance_to_target(self.target(features), target, self.reduction, where=f"{type(self).__name__}.loss",
-                                   described="a channel matrix of shape",
-                                   advice="build the target with .target() on the same layer")
+    def _pool(self, flat: Tensor) -> Tensor:
+        return self._matrix(channel_covariance(flat))
 
 
 @register_statistic
