@@ -18,7 +18,6 @@ unit through the store's own encoder: zstd, page checksums, table metadata; ever
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import shutil
 import tempfile
@@ -28,6 +27,7 @@ from pathlib import Path
 import duckdb
 
 from benchmarks._results import write_results
+from benchmarks.views_scale import classify_run_folder
 
 from analysis import CATEGORIES, connect
 from analysis.schemas import TABLES
@@ -41,11 +41,7 @@ RUN = "20260101T000000Z-bench0"
 
 def make_store(root: Path, *, n_rows: int, n_parts: int) -> Path:
     """``n_rows`` trials of one run as ``n_parts`` unit parts under ``root`` (see the module doc)."""
-    folder = root / "tables" / "trials" / f"run_id={RUN}"
-    folder.mkdir(parents=True, exist_ok=True)
-    (root / "runs").mkdir(parents=True, exist_ok=True)
-    (root / "runs" / f"{RUN}.json").write_text(json.dumps(
-        {"run_id": RUN, "command": "classify", "status": "finished", "started_at": "2026-01-01T00:00:00Z"}))
+    folder = classify_run_folder(root, RUN)
     cats = "[" + ", ".join(f"'{c}'" for c in CATEGORIES) + "]"
     con = duckdb.connect()
     rows = con.sql(f"""

@@ -35,16 +35,22 @@ import duckdb
 
 from analysis import CATEGORIES, connect
 
-__all__ = ["make_store", "bare_query", "measure", "main"]
+__all__ = ["classify_run_folder", "make_store", "bare_query", "measure", "main"]
 
 
-def make_store(root: Path, *, n_observers: int, n_images: int, run_id: str = "20260101T000000Z-bench0") -> Path:
-    """Write the benchmark store under ``root`` (see module doc) and return it."""
+def classify_run_folder(root: Path, run_id: str) -> Path:
+    """The trials folder of a finished classify run ``run_id`` under ``root`` (with its manifest), created."""
     folder = root / "tables" / "trials" / f"run_id={run_id}"
     folder.mkdir(parents=True, exist_ok=True)
     (root / "runs").mkdir(parents=True, exist_ok=True)
     (root / "runs" / f"{run_id}.json").write_text(json.dumps(
         {"run_id": run_id, "command": "classify", "status": "finished", "started_at": "2026-01-01T00:00:00Z"}))
+    return folder
+
+
+def make_store(root: Path, *, n_observers: int, n_images: int, run_id: str = "20260101T000000Z-bench0") -> Path:
+    """Write the benchmark store under ``root`` (see module doc) and return it."""
+    folder = classify_run_folder(root, run_id)
     cats = "[" + ", ".join(f"'{c}'" for c in CATEGORIES) + "]"
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
