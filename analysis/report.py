@@ -143,8 +143,9 @@ FROM errors GROUP BY run_id, stage, error_type ORDER BY run_id DESC, n DESC LIMI
 """
 _RUNS_SQL = """
 SELECT run_id, command, status, strftime(timezone('UTC', started_at), '%Y-%m-%d %H:%M:%S UTC') AS started_at,
-       strftime(timezone('UTC', finished_at), '%Y-%m-%d %H:%M:%S UTC') AS finished_at, CAST(counts AS VARCHAR) AS counts
-FROM runs
+       strftime(timezone('UTC', finished_at), '%Y-%m-%d %H:%M:%S UTC') AS finished_at, CAST(counts AS VARCHAR) AS counts,
+       coalesce(d.duplicate_images, 0) AS duplicate_images
+FROM runs LEFT JOIN run_duplicates AS d USING (run_id)
 WHERE CAST(? AS VARCHAR) IS NULL
    OR coalesce(manifest ->> 'study', config ->> 'study', manifest -> 'study' ->> 'name',
                config -> 'study' ->> 'name') = ?
@@ -179,7 +180,9 @@ def build_report(store: str | os.PathLike, *, study: str | None = None, figure_f
             empty="no errors recorded."))
         sections.append(_simple_table(
             con, sid="runs", title="Run manifests", params=[study, study], sql=_RUNS_SQL,
-            description="Every run with its command, status, times and counts (runs/<run_id>.json).",
+            description="Every run with its command, status, times and counts (runs/<run_id>.json); "
+                        "duplicate_images: images a run's trials hold twice (same bytes under two names), "
+                        "counted once by the shape-bias views.",
             empty="no run manifests" + (f" for study {study!r}." if study else " in the store.")))
     finally:
         if own:

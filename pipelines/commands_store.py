@@ -34,15 +34,34 @@ def runs(*, store: str, echo: Callable[[str], None] = print, stale_after: float 
         echo(f"no runs in store {st.root}")
         return 0
     echo(f"{'run_id':<24} {'command':<12} {'status':<17} {'started_at':<21} counts")
+    duplicates = _duplicates(st.root)
     for s in summaries:
         status = s.status + (" (stale)" if s.stale else "")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             counts = run_counts(st, s.run_id)
         damaged = " [damaged parts skipped: run `texprobe store check`]" if caught else ""
+        dup = duplicates.get(s.run_id, 0)
+        dup_note = f" duplicate_images={dup} (same bytes under another name: counted once)" if dup else ""
         echo(f"{s.run_id:<24} {s.command:<12} {status:<17} {s.started_at or '?':<21} "
-             f"{_summary(counts)}{damaged}")
+             f"{_summary(counts)}{dup_note}{damaged}")
     return 0
+
+
+def _duplicates(root: str) -> dict[str, int]:
+    """run_id -> images its trials hold more than once (the ``run_duplicates`` view); {} when unreadable."""
+    from analysis.db import connect
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # damaged parts are reported per run below
+            con = connect(root)
+            try:
+                return dict(con.execute("SELECT run_id, duplicate_images FROM run_duplicates").fetchall())
+            finally:
+                con.close()
+    except Exception:  # noqa: BLE001 - a listing must not fail on an unreadable store: counts say the rest
+        return {}
 
 
 def store_check(*, store: str, quarantine: bool = False, echo: Callable[[str], None] = print) -> int:
