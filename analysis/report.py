@@ -181,8 +181,7 @@ def build_report(store: str | os.PathLike, *, study: str | None = None, figure_f
         sections.append(_simple_table(
             con, sid="runs", title="Run manifests", params=[study, study], sql=_RUNS_SQL,
             description="Every run with its command, status, times and counts (runs/<run_id>.json); "
-                        "duplicate_images: images a run's trials hold twice (same bytes under two names), "
-                        "counted once by the shape-bias views.",
+                        "duplicate_images: images a run's trials hold twice (same bytes under two names).",
             empty="no run manifests" + (f" for study {study!r}." if study else " in the store.")))
     finally:
         if own:

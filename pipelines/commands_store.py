@@ -42,7 +42,7 @@ def runs(*, store: str, echo: Callable[[str], None] = print, stale_after: float 
             counts = run_counts(st, s.run_id)
         damaged = " [damaged parts skipped: run `texprobe store check`]" if caught else ""
         dup = duplicates.get(s.run_id, 0)
-        dup_note = f" duplicate_images={dup} (same bytes under another name: counted once)" if dup else ""
+        dup_note = f" duplicate_images={dup} (same bytes under two names in this run)" if dup else ""
         echo(f"{s.run_id:<24} {s.command:<12} {status:<17} {s.started_at or '?':<21} "
              f"{_summary(counts)}{dup_note}{damaged}")
     return 0

@@ -86,13 +86,9 @@ SELECT * EXCLUDE (dataset), CASE WHEN pooled THEN NULL ELSE dataset END AS datas
        hash(run_id, source_file, dataset) AS _h
 FROM trial_flags;
 
--- The groups (_g) that need the window: written by more than one (run, CSV file), or holding one image
--- (image_key: the sha256 of its bytes) more than once - the same bytes under two names in one run are one
--- stimulus (issue 20). The distinct count is over hashes of the keys: a collision only sends a group to
--- the (exact) slow path.
+-- The groups (_g) written by more than one (run, CSV file).
 CREATE OR REPLACE MACRO multi_run_groups(pooled) AS TABLE
-SELECT _g FROM keyed_trials(pooled) GROUP BY _g
-HAVING min(_h) <> max(_h) OR count(*) <> count(DISTINCT hash(image_key));
+SELECT _g FROM keyed_trials(pooled) GROUP BY _g HAVING min(_h) <> max(_h);
 
 -- Of the trials of the groups (_g) listed in table `groups` (a table or CTE name with a _g column), the
 -- one that counts per (observer, weights_sha256, dataset, image_key): the window of the slow path.

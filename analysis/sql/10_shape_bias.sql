@@ -14,15 +14,12 @@ WITH per_cluster AS MATERIALIZED (
            any_value(weights_sha256) AS weights_sha256, any_value(dataset) AS dataset,
            min(weights_tag) AS weights,
            unnest(cue_counts(is_conflict, shape_hit, texture_hit)),
-           min(_h) AS _h0, max(_h) AS _h1,
-           count(*) <> count(DISTINCT hash(image_key)) AS _dup  -- one image twice (two names, same bytes)
+           min(_h) AS _h0, max(_h) AS _h1
     FROM keyed_trials(pooled)
     GROUP BY _g, cluster  -- _g = hash(observer, weights_sha256, dataset): narrow key
 ),
 multi AS MATERIALIZED (
-    -- the groups that need the window: several runs, or an image twice within a texture source (the same
-    -- bytes carry the same labels, hence the same cluster)
-    SELECT _g FROM per_cluster GROUP BY _g HAVING min(_h0) <> max(_h1) OR bool_or(_dup)
+    SELECT _g FROM per_cluster GROUP BY _g HAVING min(_h0) <> max(_h1)
 ),
 c AS (
     SELECT observer, observer_kind, weights_sha256, dataset, cluster, weights, n_trials, n_conflict,

@@ -27,8 +27,8 @@ FROM counts AS c LEFT JOIN run_times AS r ON r.run_id = c.run_id
 ORDER BY r.started_at NULLS FIRST, c.run_id, observer_kind, observer, weights, dataset;
 
 -- Per run: its trials and how many of them repeat an image already in the run for the same observer
--- (identical bytes under two names; image_id = sha256 of the bytes). The shape-bias views count such an
--- image once; `texprobe runs` and the report show this number.
+-- (identical bytes under two names; image_id = sha256 of the bytes), shown by `texprobe runs` and the
+-- report.
 CREATE OR REPLACE VIEW run_duplicates AS
 SELECT run_id, count(*) AS n_trials,
        count(*) - count(DISTINCT (observer, weights_sha256, dataset, image_id)) AS duplicate_images
