@@ -249,3 +249,15 @@ def test_store_scale_benchmark_runs_small():
     result = main(["--rows", "4000", "--parts", "4,40", "--repeats", "1"])
     small, many = result["stores"][4], result["stores"][40]
     assert many["files_after"] == small["files_after"] == 1 and many["bytes_after"] < many["bytes_before"]
+
+
+def test_a_damaged_compaction_record_is_reported_and_quarantined(tmp_path):
+    store = make_store(str(tmp_path / "st"))
+    store.compact(RUN, tables=["trials"])
+    record = tmp_path / "st" / "tables" / "trials" / f"run_id={RUN}" / "_compaction.json"
+    record.write_text('{"files": [')  # cut short, as a full disk would
+    lines: list[str] = []
+    assert store_check(store=store.root, echo=lines.append) == 1
+    assert any("_compaction.json" in line for line in lines)
+    assert store_check(store=store.root, quarantine=True, echo=lambda _: None) == 0
+    assert (tmp_path / "st" / "quarantine" / "tables" / "trials" / f"run_id={RUN}" / "_compaction.json").exists()

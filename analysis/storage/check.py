@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from analysis.schemas import TABLES
 import analysis.storage.files as files
 from analysis.storage.layout import StoreLocation
-from analysis.storage.tables import list_parts, schema_problems
+from analysis.storage.tables import list_parts, list_table_runs, schema_problems
 
 __all__ = ["DamagedFile", "find_damaged", "quarantine"]
 
@@ -43,6 +43,27 @@ def _part_problem(loc: StoreLocation, path: str, expected: pa.Schema) -> str | N
     return "schema mismatch: " + "; ".join(problems) if problems else None
 
 
+def _run_json_problems(loc: StoreLocation, directory: str) -> list[DamagedFile]:
+    """A run folder's compaction record and part index that are not JSON objects (quarantining them is
+    safe: without the index readers open the footers; without the record the compacted files are unseen and
+    the unit parts not yet removed are seen again; nothing is deleted)."""
+    from analysis.storage.run_parts import COMPACTION_RECORD, PART_INDEX
+
+    out = []
+    for name in (COMPACTION_RECORD, PART_INDEX):
+        path = f"{directory}/{name}"
+        try:
+            body = json.loads(files.read_bytes(loc, path).decode("utf-8"))
+        except FileNotFoundError:
+            continue
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            out.append(DamagedFile(path, loc.relative(path), f"unreadable {name}: {type(exc).__name__}: {exc}"))
+            continue
+        if not isinstance(body, dict):
+            out.append(DamagedFile(path, loc.relative(path), f"{name} is not a JSON object"))
+    return out
+
+
 def find_damaged(loc: StoreLocation, *, schemas: Mapping[str, pa.Schema] | None = None) -> list[DamagedFile]:
     """Every damaged part of every table, and every manifest that is not a JSON object."""
     known = TABLES if schemas is None else schemas
@@ -50,10 +71,15 @@ def find_damaged(loc: StoreLocation, *, schemas: Mapping[str, pa.Schema] | None 
     for table in files.list_dirs(loc, loc.tables_dir()):
         if table not in known:
             continue
-        for part in list_parts(loc, table):
-            reason = _part_problem(loc, part.path, known[table])
-            if reason:
-                damaged.append(DamagedFile(part.path, loc.relative(part.path), reason))
+        for run_id in list_table_runs(loc, table):
+            bad_json = _run_json_problems(loc, loc.run_dir(table, run_id))
+            damaged.extend(bad_json)
+            if bad_json:
+                continue  # the run's parts cannot be listed until the record or index is set aside
+            for part in list_parts(loc, table, run_id=run_id):
+                reason = _part_problem(loc, part.path, known[table])
+                if reason:
+                    damaged.append(DamagedFile(part.path, loc.relative(part.path), reason))
     for name in files.list_files(loc, loc.runs_dir(), ".json"):
         path = f"{loc.runs_dir()}/{name}"
         try:
