@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from pipelines.ops.base import Operation, WorkUnit, image_item, image_item_dicts, make_units
+from pipelines.ops.base import Operation, WorkUnit, image_item, image_item_dict, make_units
 
 
 @dataclass(frozen=True)
@@ -23,10 +24,10 @@ class PathItemsOp(Operation):
     tables: ClassVar[tuple[str, ...]] = ("trials",)
     salt: ClassVar[str]
 
-    def items(self, config: Any) -> list[dict]:
+    def items(self, config: Any) -> Iterable[dict]:
         raise NotImplementedError
 
-    def plan(self, config: Any) -> list[WorkUnit]:
+    def plan(self, config: Any) -> Iterator[WorkUnit]:
         return make_units(self.items(config), unit_size=config.unit_size, key=lambda it: it["path"], salt=self.salt)
 
 
@@ -37,10 +38,10 @@ class HeaderOp(PathItemsOp):
     config_type: ClassVar[type] = HeaderConfig
     salt: ClassVar[str] = "bench"
 
-    def items(self, config: HeaderConfig) -> list[dict]:
-        from pipelines.imagesets import collect_images
+    def items(self, config: HeaderConfig) -> Iterator[dict]:
+        from pipelines.imagesets import iter_images
 
-        return image_item_dicts(collect_images(list(config.inputs), dataset="bench"))
+        return map(image_item_dict, iter_images(list(config.inputs), dataset="bench"))
 
     def load(self, item: dict) -> Any:
         from PIL import Image

@@ -58,21 +58,49 @@ class UnitActor:
             "torch_threads": torch.get_num_threads(), "setup_seconds": round(self.setup_seconds, 3),
         }
 
-    def process(self, unit: WorkUnit) -> dict:
-        """Run one unit and write its parts; returns counts and timing (the driver's progress)."""
+    def process(self, unit: WorkUnit, *, first_attempt: bool = False) -> dict:
+        """Run one unit and write its parts, durably; returns counts and timing (the driver's progress).
+
+        An empty ``errors`` part is written only when it may replace the rows of an earlier attempt: never
+        on the ``first_attempt`` of a unit in a new run (half the files, half the writes of a clean run)."""
+        return self._process(unit, first_attempt=first_attempt, synced=None)
+
+    def process_many(self, units: list[WorkUnit], *, first_attempts: list[bool]) -> list[dict]:
+        """:meth:`process` for several short units in one call: a unit that raises as a whole (e.g. the
+        store failed) returns ``{"unit_id", "error"}`` and the others go on; the folders written are
+        synced once, at the end, before any unit is reported done."""
+        pending: set[str] = set()
+        results = []
+        for unit, first in zip(units, first_attempts):
+            try:
+                results.append(self._process(unit, first_attempt=first, synced=pending))
+            except Exception as exc:  # noqa: BLE001 - one unit's failure is that unit's
+                text = str(exc).strip().splitlines()
+                results.append({"unit_id": unit.unit_id, "error": f"{type(exc).__name__}: {text[0] if text else ''}"[:500]})
+        self.store.sync_folders(pending)
+        return results
+
+    def _process(self, unit: WorkUnit, *, first_attempt: bool, synced: set[str] | None) -> dict:
+        """Run ``unit`` and write its parts. Every part but the done-table's is synced at once (the order
+        of the module doc holds across a power loss); the done-table part's folder is added to ``synced``
+        when the caller syncs it before reporting the unit done (a lost rename there only means the unit
+        runs again on resume), else synced at once too."""
         started = time.perf_counter()
         out = self.op.run_unit(unit)
         computed = time.perf_counter()
         for row in out.errors:
             row["unit_id"] = unit.unit_id
-        self.store.write_table("errors", self.run_id, out.errors, part=unit.unit_id)
+        if out.errors or not first_attempt:
+            self.store.write_table("errors", self.run_id, out.errors, part=unit.unit_id)
         rows = {}
         for table in self.tables:  # the done-table is the last one
             data = out.tables.get(table, [])
             for row in data:
                 row["unit_id"] = unit.unit_id
             rows[table] = len(data)
-            self.store.write_table(table, self.run_id, self.op.to_table(table, data), part=unit.unit_id)
+            last = table == self.tables[-1]
+            self.store.write_table(table, self.run_id, self.op.to_table(table, data), part=unit.unit_id,
+                                   defer_sync=synced if last else None)
         return {
             "unit_id": unit.unit_id, "n_items": unit.size, "n_ok": out.n_ok, "n_errors": len(out.errors),
             "rows": rows, "compute_seconds": computed - started, "seconds": time.perf_counter() - started,

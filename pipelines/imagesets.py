@@ -23,21 +23,23 @@ where it would have loaded the image. File names that are not UTF-8 keep their s
 from __future__ import annotations
 
 import csv
+import dataclasses
 import functools
 import hashlib
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipelines.keyset import SpillSet
 from pipelines.input_walk import (
     INPUT_ERRORS,
     BadNameError,
     InputError,
     check_file,
     safe_text,
-    walk_images,
+    walk_image_paths,
 )
 
 __all__ = [
@@ -47,6 +49,7 @@ __all__ = [
     "ImageSetError",
     "InputError",
     "collect_images",
+    "iter_images",
     "parse_stimulus_name",
     "read_manifest",
     "sha256_file",
@@ -195,7 +198,12 @@ def _category_cell(value: str | None, where: str) -> str | None:
 
 
 def read_manifest(csv_path: str | os.PathLike[str]) -> list[ImageItem]:
-    """Images and labels from a CSV manifest.
+    """Every item of :func:`iter_manifest` as a list."""
+    return list(iter_manifest(csv_path))
+
+
+def iter_manifest(csv_path: str | os.PathLike[str]) -> Iterator[ImageItem]:
+    """Images and labels from a CSV manifest, streamed row by row.
 
     The header must name ``path`` and ``shape_category``; ``texture_category`` (may be empty) and
     ``dataset`` are optional; other columns are ignored. Relative paths are resolved against the
@@ -204,7 +212,6 @@ def read_manifest(csv_path: str | os.PathLike[str]) -> list[ImageItem]:
     csv_path = Path(csv_path).expanduser().absolute()
     folder = csv_path.parent
     default_dataset = folder.name or "images"
-    items: list[ImageItem] = []
     try:
         handle = open(csv_path, newline="", encoding="utf-8-sig")
     except OSError as exc:
@@ -239,16 +246,13 @@ def read_manifest(csv_path: str | os.PathLike[str]) -> list[ImageItem]:
                     f"resolved against the manifest's folder {str(folder)!r}"
                 )
             dataset = (row.get("dataset") or "").strip() or default_dataset
-            items.append(
-                ImageItem(
-                    path=os.path.abspath(path),
-                    image=safe_text(path.name),
-                    shape_category=shape,
-                    texture_category=texture,
-                    dataset=dataset,
-                )
+            yield ImageItem(
+                path=os.path.abspath(path),
+                image=safe_text(path.name),
+                shape_category=shape,
+                texture_category=texture,
+                dataset=dataset,
             )
-    return items
 
 
 def _problem_item(problem: InputError, *, dataset: str) -> ImageItem:
@@ -263,33 +267,38 @@ def _problem_item(problem: InputError, *, dataset: str) -> ImageItem:
     )
 
 
-def _item_from_file(path: Path, *, dataset: str, label_folder: bool) -> ImageItem:
+def _item_from_file(path: str | Path, *, dataset: str, label_folder: bool) -> ImageItem:
+    """The item of an absolute image path: labels from its name (or from its folder's name)."""
+    path = os.path.abspath(path) if not isinstance(path, str) or not path.startswith(os.sep) else path
+    head, _, name = path.rpartition(os.sep)
     try:
-        shape, texture = parse_stimulus_name(path.name)
+        shape, texture = parse_stimulus_name(name)
     except ImageSetError as exc:
         problem = BadNameError(path, str(exc))
         return ImageItem(
-            path=os.path.abspath(path), image=safe_text(path.name), shape_category=None,
+            path=path, image=safe_text(name), shape_category=None,
             texture_category=None, dataset=dataset, error_type=type(problem).__name__,
             error_reason=problem.reason,
         )  # fmt: skip
     if shape is None and texture is None and label_folder:
-        folder = path.parent.name.lower()
+        folder = head.rpartition(os.sep)[2].lower()
         if folder in _CATEGORY_SET:
             shape = folder
-    return ImageItem(
-        path=os.path.abspath(path),
-        image=safe_text(path.name),
-        shape_category=shape,
-        texture_category=texture,
-        dataset=dataset,
-    )
+    return ImageItem(path=path, image=safe_text(name), shape_category=shape, texture_category=texture,
+                     dataset=dataset)
 
 
 def collect_images(
-    inputs: Sequence[str | os.PathLike[str]], *, dataset: str | None = None
+    inputs: Sequence[str | os.PathLike[str]] | str | os.PathLike[str], *, dataset: str | None = None
 ) -> list[ImageItem]:
-    """Labelled images from directories, CSV manifests and single files, in a stable order.
+    """Every item of :func:`iter_images` as a list (for image sets that fit in memory)."""
+    return list(iter_images(inputs, dataset=dataset))
+
+
+def iter_images(
+    inputs: Sequence[str | os.PathLike[str]] | str | os.PathLike[str], *, dataset: str | None = None
+) -> Iterator[ImageItem]:
+    """Labelled images from directories, CSV manifests and single files, in a stable order, streamed.
 
     Directories are walked recursively (sorted) for image suffixes (:data:`IMAGE_EXTENSIONS`, any
     case); a ``.csv`` input is a manifest (:func:`read_manifest`); any other file is one item.
@@ -298,38 +307,46 @@ def collect_images(
     default, which is the input folder's name (``data/edges`` -> ``edges``; a file's parent folder).
     A problem with one entry (symlink loop, unreadable, bad stimulus name) is an item with
     ``error_type`` set, never an exception; only an input argument that does not exist at all, a
-    folder without image files and a malformed manifest raise :class:`ImageSetError`.
+    folder without image files and a malformed manifest raise :class:`ImageSetError` (the arguments
+    are checked before the first item is yielded). Memory stays bounded: the real paths already seen
+    are kept in a :class:`~pipelines.keyset.SpillSet`.
     """
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     if not inputs:
         raise ImageSetError("no inputs given: pass image folders, image files or CSV manifests")
-    items: dict[str, ImageItem] = {}
-
-    def add(item: ImageItem) -> None:
-        if dataset is not None and item.dataset != dataset:
-            item = ImageItem(
-                path=item.path,
-                image=item.image,
-                shape_category=item.shape_category,
-                texture_category=item.texture_category,
-                    dataset=dataset,
-                error_type=item.error_type,
-                error_reason=item.error_reason,
-            )
-        items.setdefault(os.path.realpath(item.path), item)
-
+    paths = []
     for raw in inputs:
         path = Path(raw).expanduser().absolute()
+        if not (path.is_dir() or path.is_file() or os.path.islink(path)):
+            raise ImageSetError(
+                f"input '{safe_text(raw)}' does not exist; pass an image folder, an image file or a CSV "
+                "manifest (for the full cue-conflict set run `texprobe data fetch cue-conflict`)"
+            )
+        paths.append(path)
+    return _iter_images(paths, dataset)
+
+
+def _iter_images(paths: list[Path], dataset: str | None) -> Iterator[ImageItem]:
+    with SpillSet() as seen:
+        for key, item in _entries(paths, dataset):
+            if seen.add(key):
+                yield item
+
+
+def _entries(paths: list[Path], dataset: str | None) -> Iterator[tuple[str, ImageItem]]:
+    """``(real path, item)`` for every entry of every input, in order (duplicates included); ``dataset``
+    (when given) names every item's set."""
+    for path in paths:
         if path.is_dir():
             found = False
-            name = safe_text(path.name) or "images"
-            for file in walk_images(path, IMAGE_EXTENSIONS):
+            name = dataset or safe_text(path.name) or "images"
+            for file in walk_image_paths(path, IMAGE_EXTENSIONS):
                 found = True
                 if isinstance(file, InputError):
-                    add(_problem_item(file, dataset=name))
+                    yield os.path.realpath(file.fspath), _problem_item(file, dataset=name)
                 else:
-                    add(_item_from_file(file, dataset=name, label_folder=True))
+                    yield file[1], _item_from_file(file[0], dataset=name, label_folder=True)
             if not found:
                 raise ImageSetError(
                     f"no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) under {str(path)!r}; "
@@ -337,20 +354,17 @@ def collect_images(
                 )
         elif path.is_file():
             if path.suffix.lower() == ".csv":
-                for item in read_manifest(path):
-                    add(item)
+                for item in iter_manifest(path):
+                    if dataset is not None and item.dataset != dataset:
+                        item = dataclasses.replace(item, dataset=dataset)
+                    yield os.path.realpath(item.path), item
             else:
                 problem = check_file(path)
-                name = safe_text(path.parent.name) or "images"
-                add(
+                name = dataset or safe_text(path.parent.name) or "images"
+                yield os.path.realpath(path), (
                     _problem_item(problem, dataset=name) if problem
                     else _item_from_file(path, dataset=name, label_folder=True)
                 )  # fmt: skip
-        elif os.path.islink(path):  # a link to nowhere or to itself: one errors entry, not an abort
-            add(_problem_item(check_file(path) or BadNameError(path, "not a file"), dataset="images"))
-        else:
-            raise ImageSetError(
-                f"input '{safe_text(raw)}' does not exist; pass an image folder, an image file or a CSV "
-                "manifest (for the full cue-conflict set run `texprobe data fetch cue-conflict`)"
-            )
-    return list(items.values())
+        else:  # a link to nowhere or to itself: one errors entry, not an abort
+            yield os.path.realpath(path), _problem_item(
+                check_file(path) or BadNameError(path, "not a file"), dataset=dataset or "images")

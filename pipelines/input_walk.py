@@ -30,6 +30,7 @@ __all__ = [
     "SymlinkLoopError",
     "UnreadableInputError",
     "safe_text",
+    "walk_image_paths",
     "walk_images",
 ]
 
@@ -125,9 +126,17 @@ def walk_images(root: Path, extensions: frozenset[str]) -> Iterator[Path | Input
     folders are followed; a link leading back to a folder above it is a :class:`SymlinkLoopError`,
     a second link to a folder already walked is skipped (its files would be duplicates).
     """
+    for found in walk_image_paths(root, extensions):
+        yield found if isinstance(found, InputError) else Path(found[0])
+
+
+def walk_image_paths(root: Path | str, extensions: frozenset[str]) -> Iterator[tuple[str, str] | InputError]:
+    """:func:`walk_images` as ``(path, real path)`` text pairs, streamed: only the folder being listed is
+    held (its entry names, sorted), and the real path of a plain file is its folder's real path plus its
+    name (one ``realpath`` per folder and per linked file, not per file)."""
     seen: set[tuple[int, int]] = set()
 
-    def visit(folder: Path, ancestors: tuple[tuple[int, int], ...]) -> Iterator[Path | InputError]:
+    def visit(folder: str, ancestors: tuple[tuple[int, int], ...]) -> Iterator[tuple[str, str] | InputError]:
         try:
             st = os.stat(folder)
         except OSError as exc:
@@ -142,22 +151,36 @@ def walk_images(root: Path, extensions: frozenset[str]) -> Iterator[Path | Input
         if key in seen:
             return
         seen.add(key)
+        files: list[tuple[str, bool]] = []
+        subfolders: list[str] = []
         try:
             with os.scandir(folder) as it:
-                entries = sorted(it, key=lambda e: e.name)
+                for entry in it:
+                    if entry.name.startswith("."):
+                        continue
+                    if _is_dir(entry):
+                        subfolders.append(entry.name)
+                    elif os.path.splitext(entry.name)[1].lower() in extensions:
+                        files.append((entry.name, entry.is_symlink()))
         except OSError as exc:
             reason = "permission denied" if isinstance(exc, PermissionError) else (exc.strerror or str(exc))
             yield UnreadableInputError(folder, f"cannot list this folder ({reason})")
             return
-        visible = [e for e in entries if not e.name.startswith(".")]
-        subfolders = [e for e in visible if _is_dir(e)]
-        folder_names = {e.name for e in subfolders}
-        for entry in visible:
-            if entry.name in folder_names or os.path.splitext(entry.name)[1].lower() not in extensions:
+        real_folder = os.path.realpath(folder)
+        files.sort()
+        prefix = folder if folder.endswith(os.sep) else folder + os.sep
+        for name, linked in files:
+            path = prefix + name
+            if not linked and os.access(path, os.R_OK):  # a plain readable file: one syscall, no stat
+                yield path, real_folder + os.sep + name
                 continue
-            path = Path(entry.path)
-            yield check_file(path) or path
-        for entry in subfolders:
-            yield from visit(Path(entry.path), (*ancestors, key))
+            problem = check_file(path)
+            if problem is not None:
+                yield problem
+            else:
+                yield path, (os.path.realpath(path) if linked else real_folder + os.sep + name)
+        del files
+        for name in sorted(subfolders):
+            yield from visit(os.path.join(folder, name), (*ancestors, key))
 
-    yield from visit(root, ())
+    yield from visit(os.fspath(root), ())

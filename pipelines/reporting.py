@@ -20,7 +20,7 @@ def print_run(report: Any, *, what: str) -> None:
     )
     if report.new_inputs:
         err_console.print(
-            f"[yellow]note:[/] {len(report.new_inputs)} input(s) found now are not in run {report.run_id}'s plan "
+            f"[yellow]note:[/] {max(report.n_new_inputs, len(report.new_inputs))} input(s) found now are not in run {report.run_id}'s plan "
             f"(e.g. {report.new_inputs[0]}); they were NOT added. Start a new run (without --resume) for them."
         )
     if report.status != "partial":

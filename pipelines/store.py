@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -85,17 +85,28 @@ class Store:
         return self.location.run_dir(table, run_id)
 
     def write_table(self, table: str, run_id: str,
-                    data: pa.Table | pa.RecordBatch | Sequence[Mapping[str, Any]], *, part: str) -> str:
+                    data: pa.Table | pa.RecordBatch | Sequence[Mapping[str, Any]], *, part: str,
+                    defer_sync: set[str] | None = None) -> str:
         """Validate ``data`` against the table's schema and write it as one part, durably.
 
         A part that exists already is replaced (a retried work unit). Returns the path on
         :attr:`fs`. Raises :class:`analysis.storage.SchemaValidationError` naming the column.
+        ``defer_sync``: the part's folder is added to this set instead of being synced now (the caller
+        then calls :meth:`sync_folders`; the file itself is always synced before it is renamed).
         """
         schema = self._schema(table)
         path = self.location.part_path(table, run_id, part)
         conformed = conform_table(table, data, schema, run_id=run_id)
-        files.write_bytes(self.location, path, storage.encode_part(table, conformed))
+        files.write_bytes(self.location, path, storage.encode_part(table, conformed),
+                          sync_dir=defer_sync is None)
+        if defer_sync is not None and self.location.local:
+            defer_sync.add(path.rsplit("/", 1)[0])
         return path
+
+    def sync_folders(self, folders: set[str]) -> None:
+        """fsync the folders whose new entries :meth:`write_table` deferred (local stores; object stores
+        have nothing to sync)."""
+        files.sync_dirs(self.location, sorted(folders))
 
     def has_part(self, table: str, run_id: str, part: str) -> bool:
         """Whether ``part`` of ``run_id`` has been written to ``table`` (as its own file or folded into the
@@ -223,30 +234,83 @@ class Store:
 
         return [s.run_id for s in list_runs(self)]
 
-    def write_plan(self, run_id: str, units: Sequence[Any]) -> None:
-        """Store the run's planned unit list (``runs/plans/<run_id>.json``)."""
-        self._write_json(self.location.plan_path(run_id), list(units), what=f"plan of run {run_id!r}")
+    def write_plan(self, run_id: str, units: Iterable[Any]) -> tuple[int, int]:
+        """Store the run's planned units (``runs/plans/<run_id>.jsonl.gz``, one JSON value per line),
+        streamed: ``units`` may be a generator of a million units, memory holds one chunk of lines.
+        Returns ``(units, items)`` (items: the lengths of the units' ``items`` lists, when they have one).
+        Nothing is stored when ``units`` raises."""
+        import zlib
 
-    def read_plan(self, run_id: str) -> list[Any] | None:
-        """The run's planned unit list, or None if it stored none."""
+        counts = [0, 0]
+
+        def chunks() -> Iterator[bytes]:
+            packer = zlib.compressobj(1, zlib.DEFLATED, 31)  # gzip framing, fastest level: plans are text
+            lines: list[str] = []
+            for unit in units:
+                counts[0] += 1
+                counts[1] += len(unit.get("items", ())) if isinstance(unit, dict) else 0
+                try:
+                    lines.append(json.dumps(unit, sort_keys=True, allow_nan=False))
+                except (TypeError, ValueError) as exc:
+                    raise StoreError(f"plan of run {run_id!r}: a unit is not JSON-serialisable: {exc}") from exc
+                if len(lines) >= 256:
+                    yield packer.compress(("\n".join(lines) + "\n").encode("utf-8", "surrogateescape"))
+                    lines = []
+            if lines:
+                yield packer.compress(("\n".join(lines) + "\n").encode("utf-8", "surrogateescape"))
+            yield packer.flush()
+
+        files.write_stream(self.location, self.location.plan_lines_path(run_id), chunks())
+        return counts[0], counts[1]
+
+    def iter_plan(self, run_id: str) -> Iterator[Any] | None:
+        """The run's planned units, streamed from the store (None if it stored no plan)."""
+        import gzip
+
+        path = self.location.plan_lines_path(run_id)
+        if files.exists(self.location, path):
+            def lines() -> Iterator[Any]:
+                with self.fs.open_input_stream(path, compression=None) as raw, gzip.open(raw, "rt", encoding="utf-8",
+                                                                       errors="surrogateescape") as text:
+                    for line in text:
+                        if line.strip():
+                            yield json.loads(line)
+            return lines()
         try:
-            return json.loads(files.read_bytes(self.location, self.location.plan_path(run_id)))
+            return iter(json.loads(files.read_bytes(self.location, self.location.plan_path(run_id))))
         except FileNotFoundError:
             return None
 
+    def remove_plan(self, run_id: str) -> None:
+        """Delete the stored plan of a run that never started (no manifest refers to it)."""
+        for path in (self.location.plan_lines_path(run_id), self.location.plan_path(run_id)):
+            try:
+                self.fs.delete_file(path)
+            except (FileNotFoundError, OSError):
+                pass
+
+    def read_plan(self, run_id: str) -> list[Any] | None:
+        """The run's planned units as a list, or None if it stored none (:meth:`iter_plan` streams them)."""
+        units = self.iter_plan(run_id)
+        return None if units is None else list(units)
+
     # ---------------------------------------------------------------- layout at scale
-    def compact(self, run_id: str, *, tables: Sequence[str] | None = None,
+    def compact(self, run_id: str, *, tables: Sequence[str] | None = None, only: Sequence[str] | None = None,
                 on_step: Callable[[str], None] | None = None) -> list[storage.CompactionReport]:
         """Compact ``run_id``'s tables (all it wrote, or ``tables``); see :mod:`analysis.storage.compaction`.
-        The errors parts of units the manifest lists as missing are left out (a resume replaces them)."""
+        The errors parts of units the manifest lists as missing are left out (a resume replaces them);
+        ``only``: fold just these units' parts (a running run's done units)."""
         try:
-            missing = self.read_manifest(run_id).get("missing_units") or []
+            missing = [] if only is not None else (self.read_manifest(run_id).get("missing_units") or [])
         except Exception:  # noqa: BLE001 - no readable manifest: compact everything
             missing = []
         reports = []
         for table in tables or [t for t in self.schemas if run_id in self.table_runs(t)]:
+            if run_id not in self.table_runs(table):
+                continue
             reports.append(storage.compact_run(self.location, table, run_id, schema=self._schema(table),
-                                               exclude=missing if table == "errors" else (), on_step=on_step))
+                                               exclude=missing if table == "errors" else (), only=only,
+                                               on_step=on_step))
         return reports
 
     def index_parts(self, run_id: str, tables: Sequence[str]) -> None:

@@ -32,7 +32,7 @@ def _op_rows(dtype: str, n: int = 3) -> tuple[list[dict], dict[str, np.ndarray]]
                           inputs=(str(DATA / "cue-conflict"),), gram_dtype=dtype)
     op = GramsOp()
     op.setup(config, "cpu")
-    items = op.plan(config)[0].items[:n]
+    items = next(iter(op.plan(config))).items[:n]
     batch = [(item, op.load(item)) for item in items]
     rows = op.compute(batch)["grams"]
     x = torch.stack([t for _, (_, _, t) in batch])

@@ -110,6 +110,7 @@ def test_sigkill_at_every_compaction_step_on_s3(s3_endpoint, s3_env, request):  
 
 
 def test_compacted_file_is_sorted_and_new_parts_fold_in_on_the_next_compaction(tmp_path):
+    """Recorded files are kept; a later compaction adds a file for the parts written since."""
     store = make_store(str(tmp_path / "st"))
     before = views(store.root)
     (report,) = store.compact(RUN, tables=["trials"])
@@ -118,8 +119,10 @@ def test_compacted_file_is_sorted_and_new_parts_fold_in_on_the_next_compaction(t
     assert keys == sorted(keys) and report.rows == 30
     store.write_table("trials", RUN, [trial(100), trial(101)], part="unit-late")  # e.g. a resumed unit
     assert store.done_units("trials", RUN) == set(UNITS) | {"unit-late"}
-    (again,) = store.compact(RUN, tables=["trials"])
-    assert again.rows == 32 and len(again.files_out) == 1
+    (again,) = store.compact(RUN, tables=["trials"])  # the new part is folded into a file of its own
+    assert again.rows == 2 and again.parts_in == 1 and len(again.files_out) == 2 and report.files_out[0] in again.files_out
+    record = json.loads((tmp_path / "st" / "tables" / "trials" / f"run_id={RUN}" / "_compaction.json").read_text())
+    assert record["rows"] == 32 and record["files"] == again.files_out
     assert len(views(store.root)[2]) == 32 and views(store.root)[0] != before
     assert store.done_units("trials", RUN) == set(UNITS) | {"unit-late"}
 

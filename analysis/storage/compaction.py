@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -39,8 +39,10 @@ from analysis.storage.run_parts import (COMPACTED_PREFIX, COMPACTION_RECORD, PAR
 
 __all__ = ["CompactionRefused", "CompactionReport", "SORT_KEYS", "compact_run", "write_part_index"]
 
-#: Arrow bytes per compacted file (a run larger than this becomes several files, each sorted).
-CHUNK_BYTES = 512 * 2**20
+#: Arrow bytes per compacted file (a run larger than this becomes several files, each sorted). It bounds the
+#: compacting process's memory (the chunk, its sorted copy and its encoding: ~3x): 32 MiB keeps the driver
+#: flat at a million images (benchmarks/driver_memory.py) and still makes row groups of ~100,000 trials.
+CHUNK_BYTES = 32 * 2**20
 #: Target bytes (Arrow, uncompressed) and rows of one row group.
 ROW_GROUP_BYTES = 128 * 2**20
 ROW_GROUP_ROWS = 1_000_000
@@ -135,7 +137,7 @@ def _read_checked(loc: StoreLocation, table: str, run_id: str, path: str, expect
 
     try:
         with loc.fs.open_input_file(path) as f:
-            data = pq.read_table(f, page_checksum_verification=True)
+            data = pq.ParquetFile(f, page_checksum_verification=True).read(use_threads=False)
         problems = schema_problems(data.schema, expected, table=table)
     except (OSError, pa.ArrowException, ValueError) as exc:
         problems = [f"unreadable: {type(exc).__name__}: {exc}"]
@@ -143,6 +145,8 @@ def _read_checked(loc: StoreLocation, table: str, run_id: str, path: str, expect
         raise CompactionRefused(
             f"run {run_id} table {table}: part {loc.relative(path)} is damaged ({'; '.join(problems)}); nothing "
             "was compacted. Run `texprobe store check --quarantine`, resume the run, then compact")
+    if data.schema.remove_metadata().equals(expected.remove_metadata()):  # the common case: nothing to cast
+        return data.replace_schema_metadata(expected.metadata)
     columns = [data.column(f.name).cast(f.type) if f.name in data.column_names else pa.nulls(data.num_rows, f.type)
                for f in expected]
     return pa.Table.from_arrays(columns, schema=expected)
@@ -162,32 +166,66 @@ def _encode(table: str, data: pa.Table) -> bytes:
     return buffer.getvalue()
 
 
+#: Unit parts read before they are combined into one contiguous table: thousands of 64-row tables would
+#: each keep their own small, aligned buffers (about four times their bytes in resident memory).
+COMBINE_PARTS = 64
+
+
+#: Parts read at once by :data:`READ_THREADS` threads (Parquet decoding releases the GIL), in order.
+READ_THREADS = 4
+READ_AHEAD = 16
+
+
+def _read_ahead(paths: Sequence[str], read: Callable[[str], pa.Table]) -> Iterator[pa.Table]:
+    """``read(path)`` for every path, in order, :data:`READ_AHEAD` at a time by :data:`READ_THREADS`
+    threads (memory holds the parts in flight only; the first failure is raised in order)."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="compact-read") as pool:
+        pending: deque = deque()
+        for path in paths:
+            pending.append(pool.submit(read, path))
+            if len(pending) >= READ_AHEAD:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
 def _chunks(paths: Sequence[str], read: Callable[[str], pa.Table]) -> Iterator[pa.Table]:
     """The inputs' rows (``read`` of each path), cut into tables of about :data:`CHUNK_BYTES` (streamed:
-    at most one chunk in memory)."""
-    batch, size = [], 0
-    for path in paths:
-        part = read(path)
-        batch.append(part)
+    at most one chunk in memory, held in contiguous pieces of :data:`COMBINE_PARTS` parts)."""
+    batch, pending, size = [], [], 0
+    for part in _read_ahead(paths, read):
+        pending.append(part)
         size += part.nbytes
+        if len(pending) >= COMBINE_PARTS:
+            batch.append(pa.concat_tables(pending).combine_chunks())
+            pending = []
         if size >= CHUNK_BYTES:
-            yield pa.concat_tables(batch)
-            batch, size = [], 0
-    if batch:
-        yield pa.concat_tables(batch)
+            yield pa.concat_tables(batch + pending)
+            batch, pending, size = [], [], 0
+    if batch or pending:
+        yield pa.concat_tables(batch + pending)
 
 
 def compact_run(loc: StoreLocation, table: str, run_id: str, *, schema: pa.Schema,
-                exclude: Sequence[str] = (), on_step: Callable[[str], None] | None = None) -> CompactionReport:
+                exclude: Sequence[str] = (), only: Collection[str] | None = None,
+                on_step: Callable[[str], None] | None = None) -> CompactionReport:
     """Compact ``table`` of ``run_id`` (see the module doc). ``exclude``: unit part names to leave as they
-    are (e.g. the errors parts of units still missing, which a resume replaces). ``on_step``: called after
-    each protocol step with its name (the crash tests kill the process there)."""
+    are (e.g. the errors parts of units still missing, which a resume replaces). ``only``: fold just these
+    unit parts (a running run's units known to be done; the others may still be written). Compacted files
+    already recorded are kept as they are: new files are added beside them, so compacting while a run goes
+    on, batch after batch, reads every row once. ``on_step``: called after each protocol step with its
+    name (the crash tests kill the process there)."""
     step = on_step or (lambda _: None)
     report = CompactionReport(table, run_id)
     directory = loc.run_dir(table, run_id)
     folder = read_run_folder(loc, directory)
     skip = {f"{name}{PART_SUFFIX}" for name in exclude}
-    units = [i for i in folder.visible if not i.name.startswith(COMPACTED_PREFIX) and i.name not in skip]
+    wanted = None if only is None else {f"{name}{PART_SUFFIX}" for name in only}
+    units = [i for i in folder.visible if not i.name.startswith(COMPACTED_PREFIX) and i.name not in skip
+             and (wanted is None or i.name in wanted)]
     compacted = [i for i in folder.visible if i.name.startswith(COMPACTED_PREFIX)]
     if not units and folder.record:
         report.removed = _remove(loc, directory, folder.replaced_present + folder.stray, step)
@@ -198,7 +236,7 @@ def compact_run(loc: StoreLocation, table: str, run_id: str, *, schema: pa.Schem
         report.note = "no parts"
         return report
     _refuse_quarantined(loc, table, run_id, folder)
-    inputs = compacted + units
+    inputs = units
     digest = hashlib.sha256("\n".join(sorted(i.name for i in inputs)).encode()).hexdigest()[:16]
     keys = [k for k in SORT_KEYS.get(table, ()) if k in schema.names]
     names = []
@@ -220,15 +258,17 @@ def compact_run(loc: StoreLocation, table: str, run_id: str, *, schema: pa.Schem
     replaces = dict(record.get("replaces", {}))
     replaces.update({i.name: [i.size, i.mtime_ns] for i in units})
     folded = sorted(set(record.get("units", [])) | {i.name[: -len(PART_SUFFIX)] for i in units})
+    kept = [i.name for i in compacted]
     _write_json(loc, f"{directory}/{COMPACTION_RECORD}", {
-        "version": 1, "table": table, "run_id": run_id, "files": names, "replaces": replaces, "units": folded,
-        "rows": report.rows, "sorted_by": keys, "compacted_at": _now()})
+        "version": 1, "table": table, "run_id": run_id, "files": kept + names, "replaces": replaces,
+        "units": folded, "rows": int(record.get("rows", 0)) + report.rows, "sorted_by": keys,
+        "compacted_at": _now()})
     step("recorded")
     write_part_index(loc, table, run_id)
     step("indexed")
     stale = [i.name for i in inputs] + folder.replaced_present + [s for s in folder.stray if s not in names]
     report.removed = _remove(loc, directory, stale, step)
-    report.parts_in, report.files_out = len(inputs), names
+    report.parts_in, report.files_out = len(inputs), kept + names
     return report
 
 

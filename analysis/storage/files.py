@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Iterable
 
 import pyarrow.fs as pafs
 
 from analysis.storage.layout import StoreLocation
 
-__all__ = ["write_bytes", "read_bytes", "list_files", "list_dirs", "exists", "move"]
+__all__ = ["sync_dirs", "write_bytes", "write_stream", "read_bytes", "list_files", "list_dirs", "exists", "move"]
 
 
 def _fsync_dir(directory: str) -> None:
@@ -26,8 +27,16 @@ def _fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
-def write_bytes(loc: StoreLocation, path: str, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` atomically and durably (see the module doc)."""
+def sync_dirs(loc: StoreLocation, directories: Iterable[str]) -> None:
+    """fsync ``directories`` (the entries :func:`write_bytes` made with ``sync_dir=False``)."""
+    if loc.local:
+        for directory in directories:
+            _fsync_dir(directory)
+
+
+def write_bytes(loc: StoreLocation, path: str, payload: bytes, *, sync_dir: bool = True) -> None:
+    """Write ``payload`` to ``path`` atomically and durably (see the module doc). ``sync_dir=False`` leaves
+    the directory's fsync to the caller (:func:`sync_dirs`), to pay it once for many files."""
     directory, name = path.rsplit("/", 1)
     if not loc.local:
         loc.fs.create_dir(directory, recursive=True)
@@ -51,8 +60,47 @@ def write_bytes(loc: StoreLocation, path: str, payload: bytes) -> None:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
-    _fsync_dir(directory)
+    if sync_dir or created:
+        _fsync_dir(directory)
     if created:  # a new directory entry in the parent must be durable too
+        _fsync_dir(os.path.dirname(directory))
+
+
+def write_stream(loc: StoreLocation, path: str, chunks: Iterable[bytes]) -> None:
+    """:func:`write_bytes` for content produced piece by piece (a million-unit plan): the chunks go to the
+    temporary file (object stores: a multipart upload of a hidden temporary key, copied to the final key)
+    as they come, so memory holds one chunk; the final name appears only once every chunk is written. An
+    exception from ``chunks`` leaves nothing behind."""
+    directory, name = path.rsplit("/", 1)
+    tmp = f"{directory}/.{name}.tmp-{secrets.token_hex(4)}"
+    if not loc.local:  # a multipart upload completes on close whatever happened: stream to a hidden key first
+        loc.fs.create_dir(directory, recursive=True)
+        try:
+            with loc.fs.open_output_stream(tmp) as out:
+                for chunk in chunks:
+                    out.write(chunk)
+            loc.fs.copy_file(tmp, path)
+        finally:
+            try:
+                loc.fs.delete_file(tmp)
+            except OSError:
+                pass
+        return
+    created = not os.path.isdir(directory)
+    os.makedirs(directory, exist_ok=True)
+    try:
+        with open(tmp, "xb") as f:
+            for chunk in chunks:
+                f.write(chunk)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    _fsync_dir(directory)
+    if created:
         _fsync_dir(os.path.dirname(directory))
 
 

@@ -7,7 +7,7 @@ A store is a local directory, a ``file://`` URI, or an object-store URI that
 
     <store>/tables/<table>/run_id=<run_id>/<part>.parquet   one file per work unit
     <store>/runs/<run_id>.json                              run manifest
-    <store>/runs/plans/<run_id>.json                        the run's planned work units
+    <store>/runs/plans/<run_id>.jsonl.gz                    the run's planned work units (JSON lines)
     <store>/images/<sha256>.png                             generated stimuli, reconstructions
     <store>/quarantine/<relative path>                      damaged files moved aside by `store check`
 """
@@ -114,7 +114,12 @@ class StoreLocation:
         return self.path(RUNS_DIR, f"{check_name(run_id, what='run_id')}.json")
 
     def plan_path(self, run_id: str) -> str:
+        """The plan as one JSON list (texprobe <= 0.4; still read)."""
         return self.path(PLANS_DIR, f"{check_name(run_id, what='run_id')}.json")
+
+    def plan_lines_path(self, run_id: str) -> str:
+        """The plan as gzip-compressed JSON lines, one unit per line (streamed in and out)."""
+        return self.path(PLANS_DIR, f"{check_name(run_id, what='run_id')}.jsonl.gz")
 
     def image_rel(self, sha256_hex: str) -> str:
         return f"{IMAGES_DIR}/{sha256_hex}.png"

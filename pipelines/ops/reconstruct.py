@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
-from pipelines.ops.base import Operation, WorkUnit, check_item, config_hash, image_item, image_item_dicts, make_units
+from pipelines.ops.base import Operation, WorkUnit, check_item, config_hash, image_item, image_item_dict, make_units
 from pipelines.ops.checks import check_weights, parse_layers
 
 
@@ -56,10 +57,10 @@ class ReconstructOp(Operation):
         if config.classifier:
             check_weights(config.classifier, "imagenet")
 
-    def plan(self, config: ReconstructConfig) -> list[WorkUnit]:
-        from pipelines.imagesets import collect_images
+    def plan(self, config: ReconstructConfig) -> Iterator[WorkUnit]:
+        from pipelines.imagesets import iter_images
 
-        items = image_item_dicts(collect_images(list(config.inputs)))
+        items = map(image_item_dict, iter_images(list(config.inputs)))
         return make_units(items, unit_size=config.batch_size, key=lambda it: it["path"], salt=config_hash(config))
 
     def setup(self, config: ReconstructConfig, device: str) -> None:
