@@ -204,6 +204,54 @@ TEXTURE_DISCRIMINABILITY = pa.schema([  # analysis.discriminability.discriminabi
     _f("permutation_unit", _STR),         # 'texture_source' | 'image' (when no source is known)
 ])
 
+DUPLICATE_IMAGES = pa.schema([  # analysis.duplicates.find_duplicates, written when a run settles
+    _f("run_id", _STR, False),
+    _f("observer", _STR),
+    _f("weights_sha256", _STR),
+    _f("dataset", _STR),
+    _f("image_id", _STR),               # the bytes that more than one of the run's trials hold
+    _f("n_trials", pa.int64()),         # how many (>= 2): the views count one
+    _f("images", pa.list_(_STR)),       # the names they came under (all kept in trials)
+])
+
+VISUALIZATIONS = pa.schema([  # pipelines.ops.visualize: one activation-maximisation image per objective
+    *_RUN_UNIT,
+    _f("backbone", _STR),
+    *_WEIGHTS,
+    _f("objective", _STR),              # the spec, e.g. 'channel:stage5:12'
+    _f("kind", _STR),                   # channel | neuron | layer | direction | channels | channels-correlation
+    _f("layer", _STR),
+    _f("layer_index", pa.int32()),
+    _f("channels", pa.list_(pa.int32())),  # the channels it reads (empty: all of the layer)
+    _f("param", _STR),                  # 'fft' | 'pixel'
+    _f("transforms", _STR),             # 'standard' | 'none'
+    _f("greyscale", pa.bool_()),
+    _f("size", pa.int32()),
+    _f("steps", pa.int32()),
+    _f("lr", pa.float64()),
+    _f("seed", pa.int64()),
+    _f("init_image_id", _STR),          # sha256 of the start image (deep dream on an input), else NULL
+    _f("value_start", pa.float64()),    # the objective at the start image and at the result (no transform)
+    _f("value_end", pa.float64()),
+    _f("image_id", _STR),               # sha256 of the PNG
+    _f("path", _STR),                   # images/<sha256>.png in the store
+])
+
+GRAM_CLUSTERS = pa.schema([  # analysis.gram_clusters: a layer's channels clustered by co-activation
+    _f("run_id", _STR, False),
+    _f("backbone", _STR),
+    _f("weights_sha256", _STR),
+    _f("layer", _STR),
+    _f("dataset", _STR),                # the image set the Grams came from (NULL: every dataset)
+    _f("method", _STR),
+    _f("n_clusters", pa.int32()),
+    _f("cluster", pa.int32()),          # 0 = the largest
+    _f("channel", pa.int32()),
+    _f("cluster_size", pa.int32()),
+    _f("within_correlation", pa.float64()),  # mean normalised Gram entry among the cluster's channels
+    _f("n_images", pa.int64()),
+])
+
 #: Every store table by name (``<store>/tables/<name>/run_id=<id>/*.parquet``).
 TABLES: dict[str, pa.Schema] = {
     "trials": TRIALS,
@@ -214,6 +262,9 @@ TABLES: dict[str, pa.Schema] = {
     "errors": ERRORS,
     "loss_curves": LOSS_CURVES,
     "texture_discriminability": TEXTURE_DISCRIMINABILITY,
+    "duplicate_images": DUPLICATE_IMAGES,
+    "visualizations": VISUALIZATIONS,
+    "gram_clusters": GRAM_CLUSTERS,
 }
 
 #: Columns every Parquet part of a table must carry (the views key, deduplicate and count on them): a
@@ -229,6 +280,9 @@ KEY_COLUMNS: dict[str, tuple[str, ...]] = {
     "errors": ("run_id",),
     "loss_curves": ("run_id",),
     "texture_discriminability": ("run_id", "backbone", "layer", "statistic", "accuracy"),
+    "duplicate_images": ("run_id", "observer", "image_id", "n_trials"),
+    "visualizations": ("run_id", "backbone", "objective", "value_end", "image_id"),
+    "gram_clusters": ("run_id", "backbone", "layer", "cluster", "channel"),
 }
 
 

@@ -9,8 +9,8 @@ and writes one ``trials`` row per image, so the run exercises exactly the driver
 per 10,000 images; the model's own memory lives in the actors and does not grow with N.
 
 Every (code, N) runs in its own process (its own Ray cluster, so start-up is paid the same way by every
-row), which reports its peak RSS (``ru_maxrss``: the driver's high-water mark, nothing else in it) and its
-wall time. ``--old COMMIT`` extracts that commit's tree (``git archive``) into a temporary folder and runs
+row), which reports its peak RSS (``VmHWM`` of /proc/self/status: the driver's high-water mark since its
+exec; ``ru_maxrss`` would include the forking parent's) and its wall time. ``--old COMMIT`` extracts that commit's tree (``git archive``) into a temporary folder and runs
 its own ``run_operation`` and ``HeaderOp`` with the same interpreter on the same folders.
 
     python -m benchmarks.driver_memory --sizes 10000 200000 1000000 --old b05aeed --old-sizes 200000
@@ -32,7 +32,7 @@ PER_FOLDER = 1000
 
 #: The child: runs one header-op run with the code found first on sys.path and prints one JSON line.
 CHILD = """
-import json, resource, sys, time
+import json, sys, time
 started = time.perf_counter()
 from benchmarks.header_op import HeaderConfig, HeaderOp
 from pipelines.ray_runtime import Placement
@@ -44,9 +44,10 @@ if len(sys.argv) > 3:  # a private cluster in this temp dir (the tests), else ru
     ray.init(num_cpus=2, include_dashboard=False, _temp_dir=sys.argv[3], logging_level="ERROR")
 report = run_operation(HeaderOp(), HeaderConfig(inputs=(images,)), store=Store(store),
                        placement=Placement(actors=1, cpus_per_actor=1), show_progress=False)
+# VmHWM: this process image's peak RSS (ru_maxrss would carry over the forking parent's from before exec)
+peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
 print(json.dumps({"units": report.n_units, "trials": report.counts["trials"], "status": report.status,
-                  "seconds": time.perf_counter() - started,
-                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "seconds": time.perf_counter() - started, "peak_rss_mib": peak / 1024}))
 """
 
 

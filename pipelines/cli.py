@@ -387,9 +387,10 @@ def quickstart(
         raise typer.Exit(code=EXIT_PARTIAL)
 
 
-from pipelines import commands_report  # noqa: E402  (report, plot: read-only, analysis + matplotlib)
+from pipelines import commands_report, commands_visualize  # noqa: E402  (registered below)
 
 commands_report.register(app)
+commands_visualize.register(app)
 
 
 def main() -> None:  # pragma: no cover - console entry

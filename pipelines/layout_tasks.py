@@ -35,11 +35,15 @@ def fold_units(store_root: str, run_id: str, tables: Sequence[str], units: Seque
 
 
 def settle_layout(store_root: str, run_id: str, tables: Sequence[str], *, compact: bool) -> str | None:
-    """Compact (or only index) ``run_id``'s ``tables``; the reason when a compaction was refused, else None."""
+    """Record the run's duplicate images (:mod:`analysis.duplicates`), then compact (or only index)
+    ``run_id``'s ``tables``; the reason when a compaction was refused, else None."""
+    from analysis.duplicates import record_duplicates
     from analysis.storage import CompactionRefused
     from pipelines.store import Store
 
     store = Store(store_root)
+    if "trials" in tables:
+        record_duplicates(store, run_id)  # one part, replaced on a re-settle (never compacted)
     try:
         if compact:
             store.compact(run_id, tables=list(tables))

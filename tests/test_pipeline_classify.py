@@ -100,3 +100,20 @@ def test_classify_run_lands_in_store_and_duckdb(ray_cluster, small_stimuli: Path
     manifest = json.loads((store_dir / "runs" / f"{result.run_id}.json").read_text())
     assert manifest["counts"]["trials"] == len(good) and len(manifest["invocations"]) == 2
     assert manifest["invocations"][1]["units_run"] == 0
+
+
+def test_a_copy_under_another_name_counts_once(ray_cluster, small_stimuli: Path, tmp_path: Path):
+    """Issue 20 part 4, end to end: one stimulus copied into a sub-folder is classified under both names
+    (two trials), recorded when the run settles (duplicate_images, both names), and counted once by
+    shape_bias: n_conflict is the number of distinct images (8), not of files (9)."""
+    images = sorted(small_stimuli.glob("*.png"))
+    (small_stimuli / "copies").mkdir()
+    (small_stimuli / "copies" / images[0].name).write_bytes(images[0].read_bytes())
+    store_dir = tmp_path / "store"
+    config = ClassifyConfig(inputs=(str(small_stimuli),), unit_size=4, batch_size=4)
+    result = run_operation("classify", config, store=Store(store_dir), show_progress=False)
+    assert result.status == "finished" and result.counts["trials"] == len(images) + 1
+    con = connect(store_dir)
+    (n_trials, names), = con.execute("SELECT n_trials, images FROM duplicate_images").fetchall()
+    assert n_trials == 2 and sorted(n.rsplit("/", 1)[-1] for n in names) == [images[0].name] * 2
+    assert con.execute("SELECT sum(n_conflict) FROM shape_bias").fetchone() == (len(images),)

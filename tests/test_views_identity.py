@@ -142,7 +142,7 @@ def test_imported_humans_get_a_pooled_row(tmp_path):
 def test_identical_bytes_under_two_names_in_one_run_are_reported(tmp_path):
     """Issue 20: the same image file under two names (a copy in another folder) in ONE run: `run_duplicates`,
     `texprobe runs` and the report's run table say how many such images a run holds (both names stay in
-    `trials`). (Counting them once in shape_bias costs a per-query distinct count: left open, see BENCHMARKS.)"""
+    `trials`). Counting them once: the next test."""
     from analysis.db import connect
     from pipelines.commands_store import runs
     from views_helpers import write_manifest, write_part
@@ -158,3 +158,27 @@ def test_identical_bytes_under_two_names_in_one_run_are_reported(tmp_path):
     lines: list[str] = []
     runs(store=str(tmp_path), echo=lines.append)
     assert "duplicate_images=1" in lines[-1]
+
+
+def test_identical_bytes_under_two_names_count_once_in_the_views(tmp_path):
+    """Issue 20 part 4: one run holds the same bytes (image_id) under two names. When the run settles its
+    duplicates are recorded (table duplicate_images, both names listed), and the shape-bias views count the
+    image once per observer and run; the trials table keeps both names. Reference counted by hand: images
+    0..7, shape hits 0,1,2 (3), texture hits 3..7 (5); the copy of image 0 (a shape hit) must not add a 4th."""
+    from analysis.duplicates import record_duplicates
+    from pipelines.store import Store
+
+    rows = [dict(observer="net", image=f"cat{i}-dog{i % 2}.png", image_id=f"{i:064x}", shape_category="cat",
+                 texture_category="dog", decision="cat" if i < 3 else "dog") for i in range(8)]
+    rows.append(dict(rows[0], image="copies/cat0-dog0.png"))
+    write_part(tmp_path, "trials", "r1", rows)
+    write_manifest(tmp_path, "r1", "2026-01-01T00:00:00Z")
+    assert connect(tmp_path).execute("SELECT shape_hits FROM shape_bias").fetchone() == (4,)  # before: twice
+    assert record_duplicates(Store(str(tmp_path)), "r1") == 1
+    con = connect(tmp_path)
+    assert con.execute("SELECT n_trials, images FROM duplicate_images").fetchone() == (
+        2, ["cat0-dog0.png", "copies/cat0-dog0.png"])
+    for view in ("shape_bias", "shape_bias_pooled"):
+        assert con.execute(f"SELECT shape_hits, texture_hits, n_conflict FROM {view}").fetchone() == (3, 5, 8)
+    assert con.execute("SELECT count(*) FROM trial_cues").fetchone() == (8,)
+    assert con.execute("SELECT count(*) FROM trials").fetchone() == (9,)

@@ -75,9 +75,9 @@ FROM (
 WHERE _rank = 1;
 
 -- Deduplicated narrow trials (run_id, identity, image, categories, decision, flags, cluster), fast at
--- scale (issue 8 part 5): deduplication on narrow keys, and the window runs only for (observer, weights_sha256, dataset) groups whose trials come from more than one
--- (run, CSV file); a group written by one run is taken as it is (a run writes each image once per
--- observer). pooled = true pools the datasets: then the key is (observer, weights_sha256, image_key) and
+-- scale (issue 8 part 5): deduplication on narrow keys, and the window runs only for (observer,
+-- weights_sha256, dataset) groups whose trials come from more than one (run, CSV file) or that a run's
+-- duplicate_images rows name; any other group is taken as it is (its run wrote each image once). pooled = true pools the datasets: then the key is (observer, weights_sha256, image_key) and
 -- dataset is NULL.
 CREATE OR REPLACE MACRO keyed_trials(pooled) AS TABLE
 SELECT * EXCLUDE (dataset), CASE WHEN pooled THEN NULL ELSE dataset END AS dataset,
@@ -86,9 +86,18 @@ SELECT * EXCLUDE (dataset), CASE WHEN pooled THEN NULL ELSE dataset END AS datas
        hash(run_id, source_file, dataset) AS _h
 FROM trial_flags;
 
--- The groups (_g) written by more than one (run, CSV file).
+-- The groups (_g) in which a run holds one image (image_id) under several names (issue 20 part 4): found
+-- once per run when it settles (table duplicate_images, analysis/duplicates.py), not by every query.
+CREATE OR REPLACE MACRO duplicate_groups(pooled) AS TABLE
+SELECT DISTINCT hash(observer, weights_sha256, CASE WHEN pooled THEN NULL ELSE dataset END) AS _g
+FROM duplicate_images;
+
+-- The groups (_g) that need the deduplicating window: written by more than one (run, CSV file), or
+-- holding one image under two names.
 CREATE OR REPLACE MACRO multi_run_groups(pooled) AS TABLE
-SELECT _g FROM keyed_trials(pooled) GROUP BY _g HAVING min(_h) <> max(_h);
+SELECT _g FROM keyed_trials(pooled) GROUP BY _g HAVING min(_h) <> max(_h)
+UNION
+SELECT _g FROM duplicate_groups(pooled);
 
 -- Of the trials of the groups (_g) listed in table `groups` (a table or CTE name with a _g column), the
 -- one that counts per (observer, weights_sha256, dataset, image_key): the window of the slow path.
@@ -99,7 +108,7 @@ FROM (
         PARTITION BY f.observer, f.weights_sha256, f.dataset, f.image_key
         ORDER BY r.started_at DESC NULLS LAST, f.run_id DESC, f.source_file DESC NULLS LAST,
                  f.session DESC NULLS LAST, f.trial DESC NULLS LAST, f._dataset DESC NULLS LAST,
-                 f.decision NULLS LAST) AS _rank
+                 f.decision NULLS LAST, f.image) AS _rank
     FROM (SELECT * FROM keyed_trials(pooled) AS k SEMI JOIN query_table(groups) AS m ON k._g = m._g) AS f
     LEFT JOIN run_times AS r ON r.run_id = f.run_id
 )

@@ -20,6 +20,8 @@ WITH per_cluster AS MATERIALIZED (
 ),
 multi AS MATERIALIZED (
     SELECT _g FROM per_cluster GROUP BY _g HAVING min(_h0) <> max(_h1)
+    UNION
+    SELECT _g FROM duplicate_groups(pooled)  -- one image under two names in a run (issue 20 part 4)
 ),
 c AS (
     SELECT observer, observer_kind, weights_sha256, dataset, cluster, weights, n_trials, n_conflict,

@@ -74,9 +74,9 @@ def table_schema(table: str, schemas: Mapping[str, pa.Schema] | None = None) -> 
         raise StorageError(f"unknown table {table!r}; known tables: {sorted(known)}") from None
 
 
-#: Below this many Arrow bytes a part is compressed with snappy, not zstd: zstd starts a context per
-#: column chunk (~40 us each), which made it 1.2 of the 1.7 ms it took to write a 64-row trials part, for
-#: 2 % fewer bytes. Such parts are short-lived: compaction rewrites them with zstd.
+#: Below this many Arrow bytes a part without float-list columns is compressed with snappy, not zstd: zstd
+#: starts a context per column chunk (~40 us each), which made it 1.2 of the 1.7 ms it took to write a 64-row
+#: trials part, for 2 % fewer bytes. Such parts are short-lived: compaction rewrites them with zstd.
 SMALL_PART_BYTES = 1 << 20
 
 
@@ -86,9 +86,14 @@ def encode_part(table: str, data: pa.Table) -> bytes:
     meta[META_TABLE] = table.encode()
     meta[META_VERSION] = str(SCHEMA_VERSIONS.get(table, 1)).encode()
     buffer = io.BytesIO()
-    compression = "zstd" if data.nbytes >= SMALL_PART_BYTES else "snappy"
+    small = data.nbytes < SMALL_PART_BYTES and not any(_is_float_list(f.type) for f in data.schema)
+    compression = "snappy" if small else "zstd"  # Grams (float lists) always zstd: their bytes are the store's
     pq.write_table(data.replace_schema_metadata(meta), buffer, **parquet_options(data.schema, compression=compression))
     return buffer.getvalue()
+
+
+def _is_float_list(t: pa.DataType) -> bool:
+    return (pa.types.is_list(t) or pa.types.is_large_list(t)) and pa.types.is_floating(t.value_type)
 
 
 def parquet_options(schema: pa.Schema, *, compression: str = "zstd") -> dict:

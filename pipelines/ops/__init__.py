@@ -12,6 +12,7 @@ OPERATIONS: dict[str, str] = {
     "grams": "pipelines.ops.grams:GramsOp",
     "stylize": "pipelines.ops.stylize:StylizeOp",
     "reconstruct": "pipelines.ops.reconstruct:ReconstructOp",
+    "visualize": "pipelines.ops.visualize:VisualizeOp",
 }
 
 

@@ -1,0 +1,93 @@
+"""``texprobe visualize``: activation maximisation on Ray (:mod:`pipelines.ops.visualize`), registered in
+pipelines/cli.py with :func:`register` (the command module stays small)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from pipelines.cli_options import BatchOpt, RunOptions, WeightsOpt, friendly, run_command, value
+
+__all__ = ["gram_clusters", "register", "visualize"]
+
+
+class Param(str, Enum):
+    fft = "fft"
+    pixel = "pixel"
+
+
+class Transforms(str, Enum):
+    standard = "standard"
+    none = "none"
+
+
+def visualize(
+    objectives: Annotated[list[str], typer.Argument(help=(
+        "channel:LAYER:C, neuron:LAYER:C (centre position), layer:LAYER (deep dream), direction:LAYER:FILE.npy, "
+        "channels:LAYER:C1,C2,... (their mean), channels-correlation:LAYER:C1,C2,... (their normalised Gram "
+        "entries), all-channels:LAYER (one objective per channel), gram-cluster:LAYER:K and "
+        "cluster-correlation:LAYER:K (cluster K of `texprobe gram-clusters`)."))],
+    backbone: Annotated[str, typer.Option(help="Backbone (see `texprobe models`).")] = "efficientnet_lite0",
+    weights: WeightsOpt = "imagenet",
+    size: Annotated[int, typer.Option(min=16, help="Side of the optimised image (px).")] = 128,
+    steps: Annotated[int, typer.Option(min=0, help="Adam steps.")] = 512,
+    lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate.")] = 0.05,
+    param: Annotated[Param, typer.Option(help="fft: spatial-frequency-scaled, colour-decorrelated; pixel: plain.")] = Param.fft,
+    transforms: Annotated[Transforms, typer.Option(help="Robustness transforms (pad, jitter, scale, rotate) or none.")] = Transforms.standard,
+    greyscale: Annotated[bool, typer.Option("--greyscale", help="Optimise a grey image (pattern without colour).")] = False,
+    start: Annotated[Optional[Path], typer.Option("--from", help="Start from this image (deep dream on an input).")] = None,
+    seed: Annotated[int, typer.Option(min=0, help="Objective k starts from noise seed seed + k (and random weights use it).")] = 0,
+    batch_size: BatchOpt = 8,
+    *,
+    run: RunOptions,
+) -> None:
+    """What channels, neurons, layers and channel clusters respond to: activation maximisation, B objectives
+    per batch (each image its own optimiser state), images in the store, rows in `visualizations`."""
+    from pipelines.cli import _done, _run
+    from pipelines.ops.visualize import visualize_config
+    from pipelines.reporting import console, print_run
+
+    config = visualize_config(backbone=backbone, objectives=list(objectives), store_root=run.store,
+                              weights=weights, size=size,
+                              steps=steps, lr=lr, param=value(param), transforms=value(transforms),
+                              greyscale=greyscale, init_image=str(start) if start else None, seed=seed,
+                              batch_size=batch_size)
+    report = _run("visualize", config, run)
+    print_run(report, what=f"{report.counts['visualizations']} visualizations of {len(config.objectives)} objectives")
+    console.print(f"images: {run.store}/images/<image_id>.png; rows: SELECT * FROM visualizations "
+                  f"WHERE run_id = '{report.run_id}'")
+    _done(report)
+
+
+def gram_clusters(
+    backbone: Annotated[str, typer.Option(help="Backbone whose Grams are in the store.")],
+    layer: Annotated[str, typer.Option(help="The layer whose channels are clustered.")],
+    clusters: Annotated[int, typer.Option(min=1, help="Number of clusters.")],
+    dataset: Annotated[Optional[str], typer.Option(help="Only the Grams of this dataset (default: all).")] = None,
+    weights_sha256: Annotated[Optional[str], typer.Option(help="Only Grams of these weights (when several).")] = None,
+    store: Annotated[str, typer.Option("--store", envvar="TEXPROBE_STORE", help="Store directory or URI.")] = "./texprobe-store",
+) -> None:
+    """Cluster a layer's channels by co-activation (mean normalised Gram over the stored Grams) into table
+    `gram_clusters`; visualise a cluster with `texprobe visualize gram-cluster:LAYER:K`."""
+    from pipelines.jobs.gram_clusters import cluster_channels_command
+    from pipelines.reporting import console
+    from pipelines.store import Store
+
+    run_id, table = cluster_channels_command(store=Store(store), backbone=backbone, layer=layer, clusters=clusters,
+                                             dataset=dataset, weights_sha256=weights_sha256)
+    sizes = {}
+    for row in table.to_pylist():
+        sizes[row["cluster"]] = (row["cluster_size"], row["within_correlation"])
+    console.print(f"run [bold]{run_id}[/]: {len(sizes)} clusters of {table.num_rows} channels of {backbone} {layer} "
+                  f"from {table.column('n_images')[0].as_py()} images")
+    for cluster, (size, within) in sorted(sizes.items()):
+        console.print(f"  cluster {cluster}: {size} channels, mean within-cluster correlation "
+                      f"{'-' if within is None else f'{within:.3f}'}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("visualize")(run_command(visualize))
+    app.command("gram-clusters")(friendly(gram_clusters))
