@@ -252,6 +252,26 @@ GRAM_CLUSTERS = pa.schema([  # analysis.gram_clusters: a layer's channels cluste
     _f("n_images", pa.int64()),
 ])
 
+EXEMPLARS = pa.schema([  # pipelines.ops.exemplars: a unit's top images per layer and channel
+    *_RUN_UNIT,
+    *_IMAGE,
+    _f("dataset", _STR),
+    _f("backbone", _STR),
+    *_WEIGHTS,
+    _f("layer", _STR),
+    _f("layer_index", pa.int32()),
+    _f("channel", pa.int32()),
+    _f("value", pa.float64()),          # the channel's maximum activation over positions
+    _f("mean", pa.float64()),           # its mean activation over positions
+    _f("y", pa.int32()),                # where the maximum is, in the feature map ...
+    _f("x", pa.int32()),
+    _f("height", pa.int32()),
+    _f("width", pa.int32()),
+    _f("stride", pa.int32()),           # ... and input pixels per feature-map step (the patch: y*stride, x*stride)
+    _f("input_height", pa.int32()),
+    _f("input_width", pa.int32()),
+])
+
 #: Every store table by name (``<store>/tables/<name>/run_id=<id>/*.parquet``).
 TABLES: dict[str, pa.Schema] = {
     "trials": TRIALS,
@@ -265,6 +285,7 @@ TABLES: dict[str, pa.Schema] = {
     "duplicate_images": DUPLICATE_IMAGES,
     "visualizations": VISUALIZATIONS,
     "gram_clusters": GRAM_CLUSTERS,
+    "exemplars": EXEMPLARS,
 }
 
 #: Columns every Parquet part of a table must carry (the views key, deduplicate and count on them): a
@@ -283,6 +304,7 @@ KEY_COLUMNS: dict[str, tuple[str, ...]] = {
     "duplicate_images": ("run_id", "observer", "image_id", "n_trials"),
     "visualizations": ("run_id", "backbone", "objective", "value_end", "image_id"),
     "gram_clusters": ("run_id", "backbone", "layer", "cluster", "channel"),
+    "exemplars": ("run_id", "image_id", "backbone", "layer", "channel", "value"),
 }
 
 

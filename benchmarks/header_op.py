@@ -22,6 +22,7 @@ class PathItemsOp(Operation):
     splits ``items(config)`` into units of ``config.unit_size``, the unit ids salted with ``salt``."""
 
     tables: ClassVar[tuple[str, ...]] = ("trials",)
+    needs_torch: ClassVar[bool] = False
     salt: ClassVar[str]
 
     def items(self, config: Any) -> Iterable[dict]:

@@ -21,18 +21,19 @@ class UnitActor:
 
     def __init__(self, *, op_name: str, config: Any, store_root: str, run_id: str, device: str = "cpu",
                  threads: int | None = None) -> None:
-        import torch
-
         from pipelines.ops import get_operation
         from pipelines.store import Store
 
         started = time.perf_counter()
-        if threads:
+        op_cls = get_operation(op_name)
+        if threads and op_cls.needs_torch:  # an operation without a network does not pay torch's import (~1 s)
+            import torch
+
             torch.set_num_threads(max(1, int(threads)))
         self.device = device
         self.store = Store(store_root)
         self.run_id = run_id
-        self.op = get_operation(op_name)()
+        self.op = op_cls()
         self.config = config
         self.op.setup(config, device)
         self.op.bind(store=self.store, run_id=run_id)
@@ -41,7 +42,9 @@ class UnitActor:
 
     def ready(self) -> dict:
         """Where this actor runs and on what device (the manifest's ``actors`` entries)."""
-        import torch
+        import sys
+
+        torch = sys.modules.get("torch")  # imported by the operation if it uses a network
 
         try:
             import ray
@@ -50,12 +53,13 @@ class UnitActor:
             node_id, gpu_ids, node_ip = ctx.get_node_id(), [str(g) for g in ray.get_gpu_ids()], ray.util.get_node_ip_address()
         except Exception:  # noqa: BLE001 - outside Ray (tests)
             node_id, gpu_ids, node_ip = None, [], None
-        cuda = self.device.startswith("cuda") and torch.cuda.is_available()
+        cuda = torch is not None and self.device.startswith("cuda") and torch.cuda.is_available()
         return {
             "pid": os.getpid(), "node_id": node_id, "node_ip": node_ip, "hostname": socket.gethostname(),
             "device": self.device, "device_name": torch.cuda.get_device_name(0) if cuda else "cpu",
             "gpu_ids": gpu_ids, "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
-            "torch_threads": torch.get_num_threads(), "setup_seconds": round(self.setup_seconds, 3),
+            "torch_threads": torch.get_num_threads() if torch is not None else None,
+            "setup_seconds": round(self.setup_seconds, 3),
         }
 
     def process(self, unit: WorkUnit, *, first_attempt: bool = False) -> dict:

@@ -1,5 +1,5 @@
-"""``texprobe visualize``: activation maximisation on Ray (:mod:`pipelines.ops.visualize`), registered in
-pipelines/cli.py with :func:`register` (the command module stays small)."""
+"""``texprobe visualize`` (activation maximisation), ``gram-clusters`` and ``exemplars`` (dataset exemplars),
+registered in pipelines/cli.py with :func:`register` (the command module stays small)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import typer
 
 from pipelines.cli_options import BatchOpt, RunOptions, WeightsOpt, friendly, run_command, value
 
-__all__ = ["gram_clusters", "register", "visualize"]
+__all__ = ["exemplars", "gram_clusters", "register", "visualize"]
 
 
 class Param(str, Enum):
@@ -88,6 +88,34 @@ def gram_clusters(
                       f"{'-' if within is None else f'{within:.3f}'}")
 
 
+def exemplars(
+    images: Annotated[list[str], typer.Argument(help="Image files, folders (recursive) or manifest CSVs.")],
+    layer: Annotated[str, typer.Option("--layer", help="Layer(s), comma-separated, or 'all'.")],
+    channels: Annotated[str, typer.Option(help="'all' or comma-separated channel numbers.")] = "all",
+    top: Annotated[int, typer.Option(min=1, help="Images kept per channel.")] = 9,
+    backbone: Annotated[str, typer.Option(help="Backbone (see `texprobe models`).")] = "efficientnet_lite0",
+    weights: WeightsOpt = "imagenet",
+    size: Annotated[int, typer.Option(min=0, help="Shorter side resized to this (0: native size).")] = 224,
+    dataset: Annotated[Optional[str], typer.Option(help="Dataset name of the images (default: the folder's).")] = None,
+    batch_size: BatchOpt = 16,
+    *,
+    run: RunOptions,
+) -> None:
+    """Dataset exemplars: per channel, the images (and position) that activate it most, in one distributed
+    pass; table `exemplars`, view `channel_exemplars`."""
+    from pipelines.cli import _done, _run
+    from pipelines.ops.exemplars import exemplars_config
+    from pipelines.reporting import console, print_run
+
+    config = exemplars_config(backbone=backbone, layers=layer, channels=channels, inputs=tuple(images), top=top,
+                              weights=weights, size=size, dataset=dataset, batch_size=batch_size)
+    report = _run("exemplars", config, run)
+    print_run(report, what=f"{report.counts['exemplars']} exemplar rows of {report.counts['inputs']} images")
+    console.print(f"SELECT * FROM channel_exemplars WHERE rank <= {top}   (texprobe sql --store {run.store})")
+    _done(report)
+
+
 def register(app: typer.Typer) -> None:
     app.command("visualize")(run_command(visualize))
     app.command("gram-clusters")(friendly(gram_clusters))
+    app.command("exemplars")(run_command(exemplars))

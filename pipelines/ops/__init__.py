@@ -13,6 +13,7 @@ OPERATIONS: dict[str, str] = {
     "stylize": "pipelines.ops.stylize:StylizeOp",
     "reconstruct": "pipelines.ops.reconstruct:ReconstructOp",
     "visualize": "pipelines.ops.visualize:VisualizeOp",
+    "exemplars": "pipelines.ops.exemplars:ExemplarsOp",
 }
 
 

@@ -151,6 +151,8 @@ class Operation:
     config_type: ClassVar[type]
     #: Tables written once per unit besides ``errors``; the LAST one marks the unit as done.
     tables: ClassVar[tuple[str, ...]]
+    #: Whether the actor must import torch and set its threads (False: an operation without a network).
+    needs_torch: ClassVar[bool] = True
 
     def __init__(self) -> None:
         self.config: Any = None
