@@ -161,6 +161,8 @@ RECONSTRUCTIONS = pa.schema([
     _f("optimized_loss", pa.float64()), # objective at the optimiser's result (differs only for box=clip-at-end)
     _f("box", _STR),                    # 'bounded' | 'clip-at-end' | 'clamp-each-step'
     _f("precision", _STR),              # 'float32' | 'float64'
+    _f("statistic", _STR),              # texture: the statistic matched ('gram', 'mean_std', 'sliced_wasserstein:64'...);
+                                        # feature_error is the Gram error whatever it is (NULL: content / before)
 ])
 
 ERRORS = pa.schema([

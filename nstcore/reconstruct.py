@@ -35,7 +35,7 @@ from nstcore.errors import NstcoreError
 from nstcore.losses import ContentLoss, PerceptualLoss, StyleLoss
 from nstcore.metrics import normalized_feature_error, pixel_mse, psnr, ssim
 from nstcore.pixelopt import PRECISIONS, PixelOptError, PixelOptOptions, at_precision, minimize_pixels
-from nstcore.stats import gram_matrix
+from nstcore.stats import StyleStatistic, gram_matrix
 
 __all__ = [
     "ReconstructionError",
@@ -255,12 +255,14 @@ def reconstruct_content(model: FeatureExtractor, images: Tensor, *, layer: str, 
 
 
 def synthesize_texture(model: FeatureExtractor, images: Tensor, *, layers: Sequence[str],
-                       **options: Any) -> ReconstructionResult:
+                       statistic: StyleStatistic | None = None, **options: Any) -> ReconstructionResult:
     """Synthesise a texture per image by matching the Gram matrices of ``layers`` from noise.
 
     Gatys et al. 2015: the loss is ``(1/L) sum_l mean (G_l - A_l)^2 / mean A_l^2`` per image, Grams
-    normalised by ``H*W`` (see the module docstring for the per-layer normalisation). ``options``: as
-    for :func:`reconstruct_content`.
+    normalised by ``H*W`` (see the module docstring for the per-layer normalisation). ``statistic``: any
+    other :mod:`nstcore.stats` plug-in to match instead (its loss divided by the mean square of its target,
+    per layer); ``feature_error`` stays the Gram error, the yardstick shared by every statistic.
+    ``options``: as for :func:`reconstruct_content`.
     """
     layers = tuple(layers)
     if not layers:
@@ -268,7 +270,7 @@ def synthesize_texture(model: FeatureExtractor, images: Tensor, *, layers: Seque
     opts, pixel_options = _prepare(model, images, layers, options, "synthesize_texture")
     weight = 1.0 / len(layers)
     return _reconstruct("texture", model, images, layers, opts, pixel_options,
-                        style=StyleLoss({layer: weight for layer in layers}, normalized=True))
+                        style=StyleLoss({layer: weight for layer in layers}, statistic=statistic, normalized=True))
 
 
 def default_layers(model: FeatureExtractor, kind: Kind = "content") -> tuple[str, ...]:
@@ -293,6 +295,7 @@ def reconstruction_series(
     layer_sets: Sequence[Sequence[str] | str] | None = None,
     steps: int = 200,
     seed: int = 0,
+    statistic: StyleStatistic | None = None,
     **options: Any,
 ) -> list[ReconstructionResult]:
     """Reconstructions of ``images`` over a series of layers (Gatys et al. 2016, Fig. 1; 2015, Fig. 1).
@@ -308,6 +311,8 @@ def reconstruction_series(
         images = images.unsqueeze(0)
     if kind not in ("content", "texture"):
         raise ReconstructionError(f"reconstruction_series: kind must be 'content' or 'texture', got {kind!r}.")
+    if statistic is not None and kind != "texture":
+        raise ReconstructionError("reconstruction_series: a statistic applies to texture synthesis (kind='texture').")
     if layer_sets is None:
         base = default_layers(model, kind)
         layer_sets = list(base) if kind == "content" else [base[: i + 1] for i in range(len(base))]
@@ -321,5 +326,6 @@ def reconstruction_series(
                 )
             results.append(reconstruct_content(model, images, layer=group[0], steps=steps, seed=seed, **options))
         else:
-            results.append(synthesize_texture(model, images, layers=group, steps=steps, seed=seed, **options))
+            results.append(synthesize_texture(model, images, layers=group, steps=steps, seed=seed, statistic=statistic,
+                                              **options))
     return results

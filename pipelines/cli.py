@@ -213,10 +213,11 @@ def reconstruct(
     precision: PrecisionOpt = None,
     record_every: Annotated[int, typer.Option(min=1, help="Record losses every k steps into loss_curves.")] = 10,
     classifier: Annotated[str, typer.Option(help="Classifier that judges each reconstruction ('none' to skip).")] = "efficientnet_lite0",
+    statistic: Annotated[str, typer.Option(help="Texture: the statistic matched, NAME[:VALUE] (`texprobe stats`).")] = "gram",
     *,
     run: RunOptions,
 ) -> None:
-    """Per-layer reconstructions (content) or texture syntheses (Grams) with quality metrics."""
+    """Per-layer reconstructions (content) or texture syntheses (Grams or --statistic) with quality metrics."""
     from pipelines.ops.reconstruct import reconstruct_config
     from pipelines.reporting import print_reconstruction_quality, print_run
 
@@ -224,7 +225,8 @@ def reconstruct(
                                 weights=weights, steps=steps, size=size, seed=seed, pooling=value(pooling),
                                 optimizer=value(optimizer), tv_weight=tv_weight, record_every=record_every,
                                 classifier=None if classifier == "none" else classifier, batch_size=batch_size,
-                                box=value(box) or "bounded", precision=value(precision) or "float32")
+                                box=value(box) or "bounded", precision=value(precision) or "float32",
+                                statistic=statistic)
     report = _run("reconstruct", config, run)
     print_run(report, what=f"{report.counts['reconstructions']} reconstructions of {report.counts['inputs']} images")
     print_reconstruction_quality(run.store, report.run_id)
@@ -325,7 +327,7 @@ def store_check(
 
 @app.command("stats")
 def stats() -> None:
-    """The style statistics (`--statistic` of stylize): name, what it matches, default options."""
+    """The style statistics (`--statistic` of stylize and of reconstruct --kind texture): name, what it matches, default options."""
     from rich.table import Table
 
     from nstcore.stats import describe_statistics

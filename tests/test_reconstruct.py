@@ -93,6 +93,38 @@ def test_texture_synthesis_matches_grams_growing_sets(vgg, photos64):
     assert done.psnr.item() < 20.0
 
 
+def _channel_mean_std(features: torch.Tensor) -> torch.Tensor:
+    """Per-channel mean and std over positions, float64 (the definition; not nstcore.stats)."""
+    f = features.double().flatten(2)
+    return torch.cat([f.mean(2), f.std(2, unbiased=False)], dim=1)
+
+
+def test_texture_synthesis_with_another_statistic_matches_that_statistic(vgg, photos64):
+    """Issue 21: reconstruct --kind texture --statistic mean_std matches channel means and deviations (AdaIN's
+    statistic), checked against their float64 definition; feature_error stays the Gram error (the shared
+    yardstick), and a content reconstruction refuses a statistic."""
+    from nstcore.stats import statistic_from_spec
+
+    img = photos64[:1, :, :32, :32].contiguous()
+    layers = ["conv1_1", "conv2_1"]
+    target = vgg(vgg.normalize(img), layers)
+    start = synthesize_texture(vgg, img, layers=layers, steps=1, seed=0, statistic=statistic_from_spec("mean_std"))
+    done = synthesize_texture(vgg, img, layers=layers, steps=30, seed=0, statistic=statistic_from_spec("mean_std"))
+    for result, factor in ((start, None), (done, 0.02)):
+        got = vgg(vgg.normalize(result.images.float()), layers)
+        errors = [float((_channel_mean_std(got[l]) - _channel_mean_std(target[l])).square().mean()
+                        / _channel_mean_std(target[l]).square().mean()) for l in layers]
+        if factor is None:
+            before = errors
+        else:
+            assert all(e < factor * b for e, b in zip(errors, before)), (errors, before)
+    gram = synthesize_texture(vgg, img, layers=layers, steps=30, seed=0)
+    assert done.feature_error.item() > gram.feature_error.item()  # the Gram error: what mean/std leaves out
+    with pytest.raises(ReconstructionError, match="texture synthesis"):
+        reconstruction_series(vgg, img, kind="content", layer_sets=["conv1_1"], steps=1,
+                              statistic=statistic_from_spec("mean_std"))
+
+
 def test_batched_equals_single_and_seeded():
     """precision='float64': B=3 gives exactly the images and errors of the B=1 runs (issue 9 part 6)."""
     net = create_backbone("vgg19", weights="random", seed=0)
@@ -128,3 +160,19 @@ def test_bad_inputs(vgg):
         reconstruction_series(vgg, img, kind="style", steps=1)  # type: ignore[arg-type]
     with pytest.raises(ReconstructionError, match=r"\[0, 1\]"):
         reconstruct_content(vgg, img * 255, layer="conv1_1", steps=1)
+
+
+def test_a_statistic_without_texture_synthesis_is_one_line(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    image = sorted((repo / "data" / "cue-conflict").rglob("*.png"))[0]
+    for args, message in ((["--statistic", "mean_std"], "add --kind texture"),
+                          (["--kind", "texture", "--statistic", "nonesuch"], "unknown statistic 'nonesuch'")):
+        out = subprocess.run([sys.executable, "-m", "pipelines.cli", "reconstruct", str(image), "--backbone", "vgg19",
+                              "--weights", "random", *args, "--store", str(tmp_path / "s")], capture_output=True,
+                             text=True, cwd=repo, timeout=300)
+        assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr, out.stderr
+        assert not (tmp_path / "s").exists()

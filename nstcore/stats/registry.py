@@ -98,6 +98,16 @@ def parse_statistic(spec: str) -> tuple[str, dict[str, object]]:
     return name, {option: number}
 
 
+def statistic_from_spec(spec: str) -> StyleStatistic:
+    """``'name[:VALUE]'`` -> the statistic, normalised by ``H*W`` where it takes a normalisation (as Gatys'
+    Gram in the presets); what ``--statistic`` means on every command."""
+    import inspect
+
+    name, options = parse_statistic(spec)
+    takes = inspect.signature(STATISTICS[name]).parameters
+    return get_statistic(name, **({"normalization": "hw"} if "normalization" in takes else {}), **options)
+
+
 def describe_statistics() -> list[tuple[str, str, dict[str, object]]]:
     """(name, first docstring line, default options) of every registered statistic, sorted by name."""
     out = []

@@ -31,6 +31,8 @@ class ReconstructConfig:
     box: str = "bounded"
     #: 'float64' makes a batched run equal its single-image runs
     precision: str = "float32"
+    #: the style statistic a texture synthesis matches (``NAME[:VALUE]``, `texprobe stats`)
+    statistic: str = "gram"
     resize_policy: str = "shorter side to size, centre crop to size x size"
 
 
@@ -53,7 +55,14 @@ class ReconstructOp(Operation):
     tables: ClassVar[tuple[str, ...]] = ("loss_curves", "reconstructions")
 
     def validate(self, config: ReconstructConfig) -> None:
+        from nstcore.stats import statistic_from_spec
+        from pipelines.errors import OptionError
+
         check_weights(config.backbone, config.weights, seed=config.seed)
+        statistic_from_spec(config.statistic)  # an unknown name or option: one line, before Ray starts
+        if config.statistic != "gram" and config.kind != "texture":
+            raise OptionError(f"--statistic {config.statistic}: a statistic is matched by texture synthesis; "
+                              "add --kind texture (content reconstructions match activations)")
         if config.classifier:
             check_weights(config.classifier, "imagenet")
 
@@ -104,7 +113,11 @@ class ReconstructOp(Operation):
         cfg = self.config
         items = [v[0] for _, v in batch]
         x = torch.stack([v[2] for _, v in batch]).to(self.device)
+        from nstcore.stats import statistic_from_spec
+
+        statistic = statistic_from_spec(cfg.statistic) if cfg.kind == "texture" else None
         results = reconstruction_series(self.model, x, kind=cfg.kind, layer_sets=[list(s) for s in cfg.layer_sets],
+                                        statistic=statistic,
                                         steps=cfg.steps, seed=cfg.seed, optimizer=cfg.optimizer,
                                         tv_weight=cfg.tv_weight, record_every=cfg.record_every, box=cfg.box,
                                         precision=cfg.precision)
@@ -125,6 +138,7 @@ class ReconstructOp(Operation):
                     "texture_category": it.texture_category,
                     "classifier": self.classifier.name if self.classifier else None, "decision": decisions[b],
                     "path": rel, "box": res.box, "precision": res.precision,
+                    "statistic": cfg.statistic if res.kind == "texture" else None,
                     "stored_loss": None if res.stored_loss is None else float(res.stored_loss[b]),
                     "optimized_loss": None if res.optimized_loss is None else float(res.optimized_loss[b]),
                 })

@@ -27,7 +27,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
               "channels_last": _BOOL},
     "reconstruct": {"kind": ("content", "texture"), "layers": _LAYERS, "size": _INT, "steps": _INT, "seed": _INT,
                     "batch_size": _INT, "pooling": ("max", "avg"), "optimizer": ("lbfgs", "adam"),
-                    "tv_weight": _FLOAT, "record_every": _INT, "classifier": _STR},
+                    "tv_weight": _FLOAT, "record_every": _INT, "classifier": _STR, "statistic": _STR},
 }
 
 
