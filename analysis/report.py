@@ -28,8 +28,8 @@ log = logging.getLogger(__name__)
 #: Section ids in page order (tables and figures); every report has all of them.
 SECTION_IDS: tuple[str, ...] = (
     "shape-bias-table", "shape-bias-matrix", "shape-bias-box", "error-consistency", "layer-stats",
-    "texture-discriminability", "reconstructions", "loss-curves", "gram-heatmaps", "study-over-time",
-    "errors", "runs",
+    "texture-discriminability", "reconstructions", "loss-curves", "gram-heatmaps", "visualizations", "exemplars",
+    "study-over-time", "errors", "runs",
 )
 _FIGURE_FORMATS = ("png", "svg")
 _SHAPE_BIAS_NOTE = ("shape_bias = shape hits / (shape + texture hits) over cue-conflict trials (Geirhos et al. "
@@ -172,7 +172,8 @@ def build_report(store: str | os.PathLike, *, study: str | None = None, figure_f
         best = rows(con, _BEST_LAYER_SQL)
         if best:
             sections[-1].add("<h3>Best texture layer</h3>" + table_html(list(best[0]), [list(r.values()) for r in best]))
-        for name in ("reconstructions", "loss-curves", "gram-heatmaps", "study-over-time"):
+        for name in ("reconstructions", "loss-curves", "gram-heatmaps", "visualizations", "exemplars",
+                     "study-over-time"):
             sections.append(_figure_section(ctx, name, figure_format))
         sections.append(_simple_table(
             con, sid="errors", title="Errors", params=None, sql=_ERRORS_SQL,

@@ -272,6 +272,11 @@ EXEMPLARS = pa.schema([  # pipelines.ops.exemplars: a unit's top images per laye
     _f("stride", pa.int32()),           # ... and input pixels per feature-map step (the patch: y*stride, x*stride)
     _f("input_height", pa.int32()),
     _f("input_width", pa.int32()),
+    _f("box_left", pa.int32()),         # the patch shown (input pixels, resized input): PATCH_STRIDES strides
+    _f("box_top", pa.int32()),          # around the peak, clipped to the image
+    _f("box_right", pa.int32()),
+    _f("box_bottom", pa.int32()),
+    _f("path", _STR),                   # the input file (the report crops the patch from it)
 ])
 
 #: Every store table by name (``<store>/tables/<name>/run_id=<id>/*.parquet``).

@@ -6,6 +6,7 @@ of random feature maps, real PNG images)."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from pathlib import Path
@@ -52,7 +53,8 @@ def _png(rgb: np.ndarray) -> bytes:
 
 
 def probe_tables(store: Path, run_id: str, *, started_at: str, seed: int = 0) -> None:
-    """layer_stats, grams, texture_discriminability, reconstructions (+ images), loss_curves, errors."""
+    """layer_stats, grams, texture_discriminability, reconstructions (+ images), loss_curves, visualizations
+    (+ images), exemplars (+ input files beside the store), errors."""
     rng = np.random.default_rng(seed)
     layers = [("stem", 0, 8), ("stage2", 1, 16), ("stage3", 2, 24)]
     grams, stats, disc, recs, curves = [], [], [], [], []
@@ -84,8 +86,6 @@ def probe_tables(store: Path, run_id: str, *, started_at: str, seed: int = 0) ->
         target = rng.uniform(0, 1, (24, 24, 3))
         out = np.clip(target + rng.normal(0, 0.05 * (idx + 1), target.shape), 0, 1)
         png = _png(out)
-        import hashlib
-
         sha = hashlib.sha256(png).hexdigest()
         (store / "images").mkdir(parents=True, exist_ok=True)
         (store / "images" / f"{sha}.png").write_bytes(png)
@@ -98,6 +98,27 @@ def probe_tables(store: Path, run_id: str, *, started_at: str, seed: int = 0) ->
         for step in range(0, 50, 5):
             curves.append(dict(run_id=run_id, unit_id="u0", item_id=f"rec-{name}", kind="content", step=step,
                                total_loss=float(100 * np.exp(-step / (10 + idx)) + 1)))
+    visual, exemplar = [], []
+    inputs = store.parent / f"{store.name}-inputs"
+    inputs.mkdir(parents=True, exist_ok=True)
+    for c in range(3):  # visualisations: real PNGs in images/; exemplars: real input files to crop from
+        png = _png(np.clip(rng.uniform(0, 1, (32, 32, 3)), 0, 1))
+        sha = hashlib.sha256(png).hexdigest()
+        (store / "images" / f"{sha}.png").write_bytes(png)
+        visual.append(dict(run_id=run_id, unit_id="v0", backbone="toynet", weights_tag="random", objective=f"channel:stage3:{c}",
+                           kind="channel", layer="stage3", layer_index=2, channels=[c], param="fft",
+                           transforms="standard", greyscale=False, size=32, steps=64, lr=0.05, seed=c,
+                           value_start=0.1, value_end=2.0 + c, image_id=sha, path=f"images/{sha}.png"))
+        source = inputs / f"input{c}.png"
+        source.write_bytes(_png(rng.uniform(0, 1, (64, 64, 3))))
+        for channel in range(2):
+            exemplar.append(dict(run_id=run_id, unit_id="e0", image_id=f"in{c:02d}" + "0" * 60, image=source.name,
+                                 dataset="cue-conflict", backbone="toynet", weights_tag="random", layer="stage3",
+                                 layer_index=2, channel=channel, value=float(3 - c + channel), mean=0.5, y=2, x=3,
+                                 height=8, width=8, stride=8, input_height=64, input_width=64, box_left=12,
+                                 box_top=4, box_right=44, box_bottom=36, path=str(source)))
+    write_part(store, "visualizations", run_id, visual)
+    write_part(store, "exemplars", run_id, exemplar)
     write_part(store, "grams", run_id, grams)
     write_part(store, "layer_stats", run_id, stats)
     write_part(store, "texture_discriminability", run_id, disc)

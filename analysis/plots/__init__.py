@@ -14,6 +14,7 @@ from types import ModuleType
 from analysis.errors import AnalysisError
 from analysis.plots import (
     error_consistency,
+    exemplars,
     gram_heatmaps,
     layer_stats,
     loss_curves,
@@ -22,6 +23,7 @@ from analysis.plots import (
     shape_bias_matrix,
     study_over_time,
     texture_discriminability,
+    visualizations,
 )
 from analysis.plots._common import NoDataError, PlotContext, figure_bytes, save_figure
 
@@ -30,7 +32,7 @@ __all__ = ["PLOTS", "NoDataError", "PlotContext", "UnknownPlotError", "figure_by
 
 _MODULES: tuple[ModuleType, ...] = (
     shape_bias_matrix, shape_bias_box, error_consistency, layer_stats, texture_discriminability,
-    reconstructions, loss_curves, gram_heatmaps, study_over_time,
+    reconstructions, loss_curves, gram_heatmaps, visualizations, exemplars, study_over_time,
 )
 #: Figure modules by ``NAME``, in report order.
 PLOTS: dict[str, ModuleType] = {m.NAME: m for m in _MODULES}

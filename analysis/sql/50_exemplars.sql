@@ -9,6 +9,7 @@ CREATE OR REPLACE VIEW channel_exemplars AS
 SELECT backbone, weights_tag, weights_sha256, dataset, layer, layer_index, channel,
        row_number() OVER (PARTITION BY backbone, weights_sha256, dataset, layer, channel
                           ORDER BY value DESC, image_id) AS rank,
-       image_id, image, value, mean, y, x, stride, height, width, input_height, input_width, run_id
+       image_id, image, value, mean, y, x, stride, height, width, input_height, input_width,
+       box_left, box_top, box_right, box_bottom, path, run_id
 FROM exemplars_latest
 ORDER BY backbone, weights_sha256, dataset, layer_index, channel, rank;

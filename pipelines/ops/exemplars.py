@@ -54,6 +54,19 @@ def exemplars_config(*, backbone: str, layers: str, channels: str | None, **opti
     return ExemplarsConfig(backbone=backbone, layers=names, channels=chosen, **options)
 
 
+#: The patch shown for a peak: this many feature-map steps (strides) wide, centred on the peak's cell (a
+#: stand-in for the receptive field, which in these networks spans far more than the input it mostly sees).
+PATCH_STRIDES = 4
+
+
+def _patch(y: int, x: int, stride: int, height: int, width: int) -> dict[str, int]:
+    """The patch box in input pixels (left, top, right, bottom), clipped to the image."""
+    half = PATCH_STRIDES * stride // 2
+    cy, cx = y * stride + stride // 2, x * stride + stride // 2
+    return {"box_left": max(0, cx - half), "box_top": max(0, cy - half), "box_right": min(width, cx + half),
+            "box_bottom": min(height, cy + half)}
+
+
 class ExemplarsOp(ImageOperation):
     name: ClassVar[str] = "exemplars"
     config_type: ClassVar[type] = ExemplarsConfig
@@ -109,7 +122,9 @@ class ExemplarsOp(ImageOperation):
                                  "layer_index": self.model.layer_index(layer), "channel": int(channel),
                                  "value": float(best[i, j]), "mean": float(mean[i, j]),
                                  "y": int(where[i, j]) // w, "x": int(where[i, j]) % w, "height": h, "width": w,
-                                 "stride": stride, "input_height": int(x.shape[2]), "input_width": int(x.shape[3])})
+                                 "stride": stride, "input_height": int(x.shape[2]), "input_width": int(x.shape[3]),
+                                 "path": it.path, **_patch(int(where[i, j]) // w, int(where[i, j]) % w, stride,
+                                                           int(x.shape[2]), int(x.shape[3]))})
         return {"exemplars": rows}
 
     def run_unit(self, unit: Any) -> Any:
