@@ -1,5 +1,5 @@
-"""``texprobe visualize`` (activation maximisation), ``gram-clusters`` and ``exemplars`` (dataset exemplars),
-registered in pipelines/cli.py with :func:`register` (the command module stays small)."""
+"""``texprobe visualize`` (activation maximisation), ``gram-clusters``, ``exemplars`` (dataset exemplars) and
+``featuremaps``, registered in pipelines/cli.py with :func:`register` (the command module stays small)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import typer
 
 from pipelines.cli_options import BatchOpt, RunOptions, WeightsOpt, friendly, run_command, value
 
-__all__ = ["exemplars", "gram_clusters", "register", "visualize"]
+__all__ = ["exemplars", "featuremaps", "gram_clusters", "register", "visualize"]
 
 
 class Param(str, Enum):
@@ -115,7 +115,27 @@ def exemplars(
     _done(report)
 
 
+def featuremaps(
+    image: Annotated[Path, typer.Argument(help="One image (e.g. a cue-conflict stimulus).")],
+    layer: Annotated[str, typer.Option("--layer", help="The layer whose channel maps are drawn.")],
+    out: Annotated[Path, typer.Option("--out", help="Figure file (.png, .svg or .pdf).")],
+    backbone: Annotated[str, typer.Option(help="Backbone (see `texprobe models`).")] = "efficientnet_lite0",
+    weights: WeightsOpt = "imagenet",
+    channels: Annotated[int, typer.Option(min=1, help="How many channels (the strongest by mean activation).")] = 16,
+    size: Annotated[int, typer.Option(min=0, help="Shorter side resized to this (0: native size).")] = 224,
+) -> None:
+    """The image beside a grid of one layer's channel maps, strongest channel first (no Ray, no store)."""
+    from pipelines.jobs.feature_maps import feature_map_figure
+    from pipelines.reporting import console
+
+    shown = feature_map_figure(str(image), out, backbone=backbone, weights=weights, layer=layer, size=size,
+                               channels=channels)
+    console.print(f"{out}: {backbone} {layer}, channels (strongest first) "
+                  + ", ".join(f"{c} ({m:.3g})" for c, m in shown), soft_wrap=True)
+
+
 def register(app: typer.Typer) -> None:
     app.command("visualize")(run_command(visualize))
     app.command("gram-clusters")(friendly(gram_clusters))
     app.command("exemplars")(run_command(exemplars))
+    app.command("featuremaps")(friendly(featuremaps))

@@ -69,3 +69,26 @@ def test_a_bad_objective_is_one_line_and_writes_nothing(tmp_path):
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "layer 'stage3' has 40 channels (0..39)" in out.stderr
     assert not store.exists()
+
+
+def test_featuremaps_draws_the_strongest_channels_first(tmp_path):
+    """`texprobe featuremaps`: the channels it shows are the top 6 by mean activation, computed here from
+    Lite0's stage3 directly; the figure is written."""
+    import re
+
+    import torch
+
+    from nstcore.backbones import create_backbone
+    from nstcore.images import load_image, pil_to_tensor, resize_shorter
+
+    image = sorted((REPO / "data" / "cue-conflict").rglob("*.png"))[3]
+    out = subprocess.run([sys.executable, "-m", "pipelines.cli", "featuremaps", str(image), "--layer", "stage3",
+                          "--channels", "6", "--out", str(tmp_path / "maps.png")], capture_output=True, text=True,
+                         cwd=REPO, timeout=300)
+    assert out.returncode == 0, out.stderr
+    shown = [int(c) for c in re.findall(r"(\d+) \(", out.stdout.split("strongest first)")[1])]
+    model = create_backbone("efficientnet_lite0", weights="imagenet")
+    with torch.inference_mode():
+        f = model(model.normalize(pil_to_tensor(resize_shorter(load_image(image), 224))[None]), ["stage3"])["stage3"]
+    assert shown == torch.argsort(f[0].flatten(1).mean(1), descending=True)[:6].tolist()
+    assert (tmp_path / "maps.png").stat().st_size > 10_000
