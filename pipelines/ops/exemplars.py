@@ -3,9 +3,10 @@ position) that activate it most, over a whole image set in one distributed pass.
 
 Each unit keeps, per layer and channel, only its ``top`` images by the channel's maximum activation over
 positions (Olah et al., Distill 2017, "dataset examples"; Zeiler & Fergus 2014 show the patch around the
-maximum): every image of the set's top ``top`` is in its own unit's top ``top``, so the view
-``channel_exemplars`` (rank over every unit of the latest run) is exact while a unit writes at most
-``top x channels`` rows per layer. The position (``y``, ``x`` in the feature map, with its ``stride``) locates
+maximum) and its ``top`` images by the channel's mean activation (the ``channel`` objective's measure):
+every image of the set's top ``top`` by either is in its own unit's, so the view ``channel_exemplars``
+(``rank`` by peak, ``rank_mean`` by mean, over every unit of the latest run) is exact while a unit writes
+at most ``2 x top x channels`` rows per layer. The position (``y``, ``x`` in the feature map, with its ``stride``) locates
 the patch in the input.
 """
 
@@ -136,7 +137,8 @@ class ExemplarsOp(ImageOperation):
             groups.setdefault((row["layer"], row["channel"]), []).append(row)
         kept = []
         for group in groups.values():
-            group.sort(key=lambda r: (-r["value"], r["image_id"]))
-            kept += group[: self.config.top]
+            by_peak = sorted(group, key=lambda r: (-r["value"], r["image_id"]))[: self.config.top]
+            by_mean = sorted(group, key=lambda r: (-r["mean"], r["image_id"]))[: self.config.top]
+            kept += list({id(r): r for r in by_peak + by_mean}.values())
         out.tables["exemplars"] = kept
         return out
