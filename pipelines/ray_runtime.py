@@ -140,6 +140,13 @@ def cluster_nodes() -> list[dict[str, float]]:
     return nodes
 
 
+#: CPU clusters: actors of ceil(CPUs of the smallest node / this) CPUs each, so a node of that size holds at
+#: most this many (each holds its own model). Independent actors beat one actor's
+#: intra-op threads: 1,280 stimuli with Lite0 on 2 cores took 45 s as 2 actors x 1 thread, 54 s as 1 x 2
+#: (benchmarks/classify_throughput.py, BENCHMARKS.md); the cap bounds the model copies on a big node.
+CPU_ACTORS_PER_NODE = 8
+
+
 def plan_actors(placement: Placement, nodes: list[dict[str, float]]) -> ActorPlan:
     """Choose the actor layout from the nodes' resources; ClusterError when the request cannot fit."""
     if not nodes:
@@ -159,8 +166,8 @@ def plan_actors(placement: Placement, nodes: list[dict[str, float]]) -> ActorPla
     if gpus > 0:
         per_node = [math.floor(n["GPU"] / gpus + 1e-9) if n["GPU"] >= gpus else 0 for n in nodes]
         default_cpus = max(1.0, min(4.0, min(n["CPU"] // max(1, k) for n, k in zip(nodes, per_node) if k)))
-    else:
-        default_cpus = max(1.0, min(n["CPU"] for n in nodes))
+    else:  # CPU actors of ceil(smallest node's CPUs / CPU_ACTORS_PER_NODE) CPUs each (at least 1)
+        default_cpus = max(1.0, float(math.ceil(min(n["CPU"] for n in nodes) / CPU_ACTORS_PER_NODE)))
     if cpus is None:
         cpus = default_cpus
     largest_cpu = max(n["CPU"] for n in nodes)

@@ -15,9 +15,13 @@ TWO_CPUS = [{"CPU": 2.0, "GPU": 0.0}]
 GPU_NODES = [{"CPU": 16.0, "GPU": 2.0}, {"CPU": 8.0, "GPU": 1.0}]
 
 
-def test_cpu_machine_defaults_to_one_actor_using_the_node() -> None:
+def test_cpu_machine_defaults_to_one_actor_per_core_up_to_eight_per_node() -> None:
+    """Issue 20 part 2: two 1-thread actors classify faster than one 2-thread actor on 2 cores."""
     plan = plan_actors(Placement(), TWO_CPUS)
-    assert (plan.num_actors, plan.gpus, plan.cpus, plan.device) == (1, 0.0, 2.0, "cpu")
+    assert (plan.num_actors, plan.gpus, plan.cpus, plan.device) == (2, 0.0, 1.0, "cpu")
+    big = plan_actors(Placement(), [{"CPU": 64.0, "GPU": 0.0}, {"CPU": 20.0, "GPU": 0.0}])
+    # ceil(min(64, 20) / 8) = 3 CPUs per actor: floor(64 / 3) + floor(20 / 3) = 21 + 6 actors
+    assert (big.num_actors, big.cpus) == (27, 3.0)
 
 
 def test_gpu_cluster_defaults_to_one_actor_per_gpu() -> None:
