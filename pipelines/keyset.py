@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 #: Keys held in memory before the set moves to disk.
 MEMORY_KEYS = 50_000
@@ -94,10 +94,3 @@ class SpillSet:
         except Exception:  # noqa: BLE001 - interpreter shutdown
             pass
 
-
-def unique(keys: Iterable[str]) -> Iterator[str]:
-    """``keys`` without repeats, first occurrence kept, in bounded memory."""
-    with SpillSet() as seen:
-        for key in keys:
-            if seen.add(key):
-                yield key

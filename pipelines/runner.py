@@ -33,7 +33,7 @@ from pipelines.ops import get_operation
 from pipelines.ops.base import Operation, WorkUnit, error_row
 from pipelines.layout_tasks import RunningCompaction, settle
 from pipelines.ray_runtime import Placement
-from pipelines.store import Store, new_run_id, software_versions, utc_now_iso  # noqa: F401
+from pipelines.store import Store, new_run_id, utc_now_iso
 
 
 @dataclass

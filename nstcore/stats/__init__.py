@@ -49,7 +49,8 @@ from nstcore.stats.higher_moments import Kurtosis, Moments, Skewness
 from nstcore.stats.mmd import MMDGaussian, MMDLinear, MMDPoly
 from nstcore.stats.moments import Mean, MeanAbs, MeanSq, MeanStd, Std
 from nstcore.stats.registry import (STATISTICS, StyleStatistic, describe_statistics, get_statistic, list_statistics,
-                                    parse_statistic, register_statistic, statistic_from_spec)
+                                    parse_statistic, register_statistic, statistic_from_spec,
+                                    statistic_options)
 from nstcore.stats.sliced_wasserstein import SlicedWasserstein
 
 __all__ = [
@@ -64,6 +65,7 @@ __all__ = [
     "describe_statistics",
     "parse_statistic",
     "statistic_from_spec",
+    "statistic_options",
     "FeatureShapeError",
     "Gram",
     "Mean",

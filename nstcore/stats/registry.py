@@ -98,14 +98,20 @@ def parse_statistic(spec: str) -> tuple[str, dict[str, object]]:
     return name, {option: number}
 
 
-def statistic_from_spec(spec: str) -> StyleStatistic:
-    """``'name[:VALUE]'`` -> the statistic, normalised by ``H*W`` where it takes a normalisation (as Gatys'
-    Gram in the presets); what ``--statistic`` means on every command."""
+def statistic_options(spec: str) -> tuple[str, dict[str, object]]:
+    """``'name[:VALUE]'`` -> (name, options) with ``normalization='hw'`` where the statistic takes one (as
+    Gatys' Gram in the presets); what ``--statistic`` means on every command."""
     import inspect
 
     name, options = parse_statistic(spec)
     takes = inspect.signature(STATISTICS[name]).parameters
-    return get_statistic(name, **({"normalization": "hw"} if "normalization" in takes else {}), **options)
+    return name, {**({"normalization": "hw"} if "normalization" in takes else {}), **options}
+
+
+def statistic_from_spec(spec: str) -> StyleStatistic:
+    """The statistic of :func:`statistic_options`."""
+    name, options = statistic_options(spec)
+    return get_statistic(name, **options)
 
 
 def describe_statistics() -> list[tuple[str, str, dict[str, object]]]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from pipelines.ops.base import ImageOperation, check_item, image_item
+from pipelines.ops.base import ImageOperation
 from pipelines.ops.checks import check_weights, parse_layers
 
 
@@ -88,14 +88,9 @@ class ExemplarsOp(ImageOperation):
         self.model = self.memory_format(model.trimmed(list(config.layers)))
 
     def load(self, item: dict) -> Any:
-        from nstcore.images import load_image, pil_to_tensor, resize_shorter
+        from pipelines.ops.imaging import load_shorter_side
 
-        it = image_item(item)
-        check_item(it)
-        img = load_image(it.path)
-        if self.config.size:
-            img = resize_shorter(img, self.config.size)
-        return it, it.image_id(), pil_to_tensor(img)
+        return load_shorter_side(item, self.config.size)
 
     def compute(self, batch: list[tuple[dict, Any]]) -> dict[str, list[dict]]:
         import torch

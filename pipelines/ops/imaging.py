@@ -43,3 +43,17 @@ def png_bytes(image: torch.Tensor) -> bytes:
     buf = io.BytesIO()
     tensor_to_pil(image.detach().cpu().clamp(0, 1)).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def load_shorter_side(item: dict, size: int) -> tuple:
+    """An image item's ``(ImageItem, image_id, [3, H, W] tensor)``, shorter side resized to ``size`` (0 keeps
+    it; aspect kept, no crop): what the Gram and exemplar probes load."""
+    from nstcore.images import resize_shorter
+    from pipelines.ops.base import check_item, image_item
+
+    it = image_item(item)
+    check_item(it)
+    img = load_image(it.path)
+    if size:
+        img = resize_shorter(img, size)
+    return it, it.image_id(), pil_to_tensor(img)

@@ -12,14 +12,10 @@ from nstcore.transfer import TransferConfig, default_config, layer_channels, pre
 def _statistic_overrides(spec: str) -> dict[str, Any]:
     """``--statistic NAME[:VALUE]`` -> statistic and its options (``normalization='hw'`` where the statistic
     takes one, as the presets' Gram; no option it does not accept)."""
-    import inspect
+    from nstcore.stats import statistic_options
 
-    from nstcore.stats import STATISTICS, parse_statistic
-
-    name, options = parse_statistic(spec)
-    takes = inspect.signature(STATISTICS[name]).parameters
-    defaults = {"normalization": "hw"} if "normalization" in takes else {}
-    return {"statistic": name, "statistic_options": {**defaults, **options}}
+    name, options = statistic_options(spec)
+    return {"statistic": name, "statistic_options": options}
 
 
 def build_transfer_config(
