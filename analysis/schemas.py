@@ -135,6 +135,18 @@ STIMULI = pa.schema([
     _f("optimized_style_loss", pa.float64()),
     _f("box", _STR),
     _f("precision", _STR),
+    # what generated it (issue 21: the dislocator sweep groups on these)
+    _f("statistic", _STR),              # style statistic plug-in name, e.g. 'gram', 'sliced_wasserstein'
+    _f("statistic_options", _STR),      # its options as JSON
+    _f("style_layers", pa.list_(_STR)),
+    _f("style_weight", pa.float64()),
+    # one yardstick whatever the statistic (nstcore.reference_metrics), at the backbone's default layers
+    _f("ref_layers", pa.list_(_STR)),   # the reference style layers
+    _f("ref_gram", pa.float64()),       # relative Gram error to the style, mean over ref_layers
+    _f("ref_mean_std", pa.float64()),   # relative mean/std error to the style
+    _f("ref_sliced_wasserstein", pa.float64()),  # SW_2^2 to the style / the style's mean squared projection
+    _f("content_error", pa.float64()),  # normalised feature error to the content at the content layer
+    _f("content_ssim", pa.float64()),   # SSIM to the content image
 ])
 
 RECONSTRUCTIONS = pa.schema([

@@ -86,6 +86,13 @@ def test_stylize_writes_stimuli_and_classifies_them(ray_cluster, content_style, 
         assert Image.open(store_path).size == (32, 32)
         assert (export_dir / shape / image).read_bytes() == data
         assert steps == 3 and chash == config.config_hash
+    # what generated each stimulus, and the shared yardstick (issue 21), on every output
+    made = con.execute("SELECT statistic, style_layers, style_weight, ref_layers, ref_gram, ref_mean_std, "
+                       "ref_sliced_wasserstein, content_error, content_ssim FROM stimuli").fetchall()
+    for stat, layers, weight, ref_layers, *values, ssim_value in made:
+        assert stat == "gram" and layers == ["conv1_1", "conv2_1"] and weight == 1.0
+        assert ref_layers == ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"]
+        assert all(math.isfinite(v) and v > 0 for v in values) and -1 < ssim_value < 1
     curves = con.execute("SELECT item_id, count(*), min(step) FROM loss_curves GROUP BY item_id").fetchall()
     assert len(curves) == 3 and all(n >= 2 for _, n, _ in curves)
     errors = con.execute("SELECT input, stage, message FROM errors").fetchall()

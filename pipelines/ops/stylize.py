@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -56,6 +57,7 @@ class StylizeOp(Operation):
         model = create_backbone(config.backbone, weights=config.weights, seed=self.transfer.seed,
                                 pooling=self.transfer.pooling, device=device)
         self.model = model.trimmed([*self.transfer.content_layers, *self.transfer.style_layers])
+        self.reference = _reference_encoder(model)
 
     def bind(self, *, store: Any, run_id: str) -> None:
         super().bind(store=store, run_id=run_id)
@@ -83,6 +85,8 @@ class StylizeOp(Operation):
         content = torch.stack([v[2] for _, v in batch]).to(self.device)
         styles = [v[3].to(self.device) for _, v in batch]
         result = stylize(self.model, content, styles, config=self.transfer)
+        metrics = self._reference_metrics(result.images, content, styles)
+        stat_options = json.dumps(dict(self.transfer.statistic_options), sort_keys=True)
         rows, curves = [], []
         for b, (pair, (c_item, s_item, _, _)) in enumerate(batch):
             data = png_bytes(result.images[b])
@@ -99,12 +103,36 @@ class StylizeOp(Operation):
                 "path": rel, "box": self.transfer.box, "precision": self.transfer.precision,
                 "optimized_content_loss": _at(result.optimized_content_loss, b),
                 "optimized_style_loss": _at(result.optimized_style_loss, b),
+                "statistic": self.transfer.statistic, "statistic_options": stat_options,
+                "style_layers": list(self.transfer.style_layers), "style_weight": float(self.transfer.style_weight),
+                "ref_layers": list(self.reference[1]) if self.reference else None,
+                **{name: _at(values, b) for name, values in metrics.items()},
             })
             for step, total, content_l, style_l in result.curves:
                 curves.append({"item_id": pair["name"], "kind": "transfer", "step": int(step),
                                "total_loss": float(total[b]), "content_loss": float(content_l[b]),
                                "style_loss": float(style_l[b])})
         return {"stimuli": rows, "loss_curves": curves}
+
+    def _reference_metrics(self, images, content, styles) -> dict:
+        """:func:`nstcore.reference_metrics.reference_metrics` of the batch (empty where the backbone has no
+        default layers or the images are smaller than the SSIM window: the columns stay NULL)."""
+        from nstcore.metrics import MetricError
+        from nstcore.reference_metrics import reference_metrics
+        from nstcore.transfer.images import resize_shorter, stack_styles
+
+        if self.reference is None:
+            return {}
+        encoder, style_layers, content_layers = self.reference
+        content = resize_shorter(content, self.transfer.size) if self.transfer.size else content
+        height, width = content.shape[-2:]
+        style_batch = stack_styles(styles, max(1, round(height * self.transfer.style_scale)),
+                                   max(1, round(width * self.transfer.style_scale)))
+        try:
+            return reference_metrics(encoder, images.to(content.device), content, style_batch,
+                                     style_layers=style_layers, content_layers=content_layers)
+        except MetricError:
+            return {}
 
     def finish(self, store: Any, run_id: str, config: StylizeConfig) -> dict:
         folder = config.export_dir.format(store=store.root, run_id=run_id) if config.export_dir else None
@@ -119,6 +147,19 @@ def _export(folder: str, name: str, shape: str | None, data: bytes) -> None:
     with open(tmp, "wb") as fh:
         fh.write(data)
     os.replace(tmp, os.path.join(folder, name))
+
+
+def _reference_encoder(model: Any) -> tuple[Any, tuple[str, ...], tuple[str, ...]] | None:
+    """(encoder trimmed to the yardstick's layers, style layers, content layers), or None where the
+    backbone names no default transfer layers (own networks without them)."""
+    from nstcore.errors import NstcoreError
+    from nstcore.reference_metrics import reference_layers
+
+    try:
+        style_layers, content_layers = reference_layers(model)
+    except (NstcoreError, AttributeError):
+        return None
+    return model.trimmed([*style_layers, *content_layers]), style_layers, content_layers
 
 
 def _at(values, b: int) -> float | None:

@@ -81,7 +81,7 @@ def study_status(
 
     study = _spec(spec, store)
     plans = plan_study(study)
-    missing = sum(len(p.missing) for p in plans)
+    missing = sum(p.n_missing for p in plans)
     jobs = _jobs(study.name, address) if address else []
     if format == StatusFormat.json:
         typer.echo(json.dumps({"study": study.name, "store": study.store, "missing": missing,
@@ -94,9 +94,9 @@ def study_status(
         for col in ("operation", "dataset", "model", "task key", "images", "done", "failed", "missing"):
             table.add_column(col, no_wrap=True, min_width=len(col))
         for p in plans:
-            table.add_row(p.task.operation.kind, p.task.dataset.name, p.task.model.id, p.key[:8],
+            table.add_row(p.task.operation_label, p.task.dataset.name, p.task.model.id, p.key[:8],
                           str(p.n_images), str(p.done), str(len(p.failed)),
-                          f"[yellow]{len(p.missing)}[/]" if p.missing else "0")
+                          f"[yellow]{p.n_missing}[/]" if p.n_missing else "0")
         console.print(table)
         console.print("nothing missing" if not missing else f"{missing} image(s) missing: `texprobe study run {spec}`")
         for job in jobs:

@@ -32,13 +32,23 @@ class TaskPlan:
     failed: list[str]
     missing: list[Any]  # ImageItem of the images to compute
     runs: list[str] = field(default_factory=list)
+    pending: int = 0  # images that exist only once earlier tasks have run (a sweep's stimuli)
+
+    @property
+    def n_missing(self) -> int:
+        return len(self.missing) + self.pending
 
     def to_json(self) -> dict:
-        return {"operation": self.task.operation.kind, "operation_index": self.task.operation.index,
-                "dataset": self.task.dataset.name, "model": self.task.model.id, "architecture": self.task.model.name,
-                "weights": self.task.model.weights, "task_key": self.key, "table": self.table,
-                "images": self.n_images, "done": self.done, "failed": len(self.failed), "missing": len(self.missing),
-                "runs": self.runs}
+        out = {"operation": self.task.operation.kind, "operation_index": self.task.operation.index,
+               "dataset": self.task.dataset.name, "model": self.task.model.id, "architecture": self.task.model.name,
+               "weights": self.task.model.weights, "task_key": self.key, "table": self.table,
+               "images": self.n_images, "done": self.done, "failed": len(self.failed), "missing": self.n_missing,
+               "runs": self.runs}
+        cell = getattr(self.task, "cell", None)
+        if cell is not None:
+            out["sweep_cell"] = {"statistic": cell.statistic, "layer_set": cell.layer_set, "layers": list(cell.layers),
+                                 "style_weight": cell.style_weight}
+        return out
 
 
 def runs_by_task(store: Store) -> dict[tuple[str, str], list[str]]:
@@ -103,4 +113,9 @@ def plan_study(spec: StudySpec, store: Store | None = None, *, retry_failed: boo
     """Every task of ``spec`` with what is done and missing in its store."""
     store = store or Store(spec.store)
     index = runs_by_task(store)
-    return [plan_task(t, store, index, retry_failed=retry_failed) for t in tasks(spec)]
+    plans = [plan_task(t, store, index, retry_failed=retry_failed) for t in tasks(spec)]
+    if spec.sweep is not None:
+        from pipelines.studies.sweep import plan_sweep
+
+        plans.extend(plan_sweep(spec, store, index))
+    return plans

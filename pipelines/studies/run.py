@@ -72,36 +72,63 @@ def whole_set_discriminability(store: Store, run_id: str, config, runs: list[str
 
 def run_study(spec: StudySpec, *, placement: Placement | None = None, retry_failed: bool = False,
               show_progress: bool = True, on_task=None) -> list[TaskResult]:
-    """Run what the study misses (see :mod:`pipelines.studies.plan`); tasks with nothing missing start no
-    run (and no Ray). A task that cannot run (weights absent, cluster refuses) is reported with status
-    ``error`` and the others still run. ``on_task(result)`` is called after each task."""
-    from pipelines.errors import user_errors
-    from pipelines.runner import run_operation, session
+    """Run what the study misses (see :mod:`pipelines.studies.plan`), then its sweep's cells and their
+    classification (:mod:`pipelines.studies.sweep`); tasks with nothing missing start no run (and no Ray).
+    A task that cannot run (weights absent, cluster refuses) is reported with status ``error`` and the
+    others still run. ``on_task(result)`` is called after each task."""
+    from pipelines.runner import session
 
     store = Store(spec.store)
     placement = placement or study_placement(spec)
     run_date = _dt.datetime.now(_dt.timezone.utc).date().isoformat()
-    results = []
+    results: list[TaskResult] = []
+
+    def run(plan: TaskPlan, config) -> None:
+        result = _run_task(spec, store, plan, config, placement=placement, run_date=run_date,
+                           show_progress=show_progress) if plan.missing else TaskResult(plan=plan)
+        results.append(result)
+        if on_task:
+            on_task(result)
+
     with ExitStack() as scratch, session(placement):
-        for plan in plan_study(spec, store, retry_failed=retry_failed):
-            result = TaskResult(plan=plan)
-            if plan.missing:
-                config = build_config(plan.task, _inputs(plan, scratch))
-                try:
-                    report = run_operation(plan.task.operation.kind, config, store=store, placement=placement,
-                                           show_progress=show_progress)
-                except user_errors() as exc:
-                    result.status, result.error = "error", " ".join(str(exc).split()) or type(exc).__name__
-                    results.append(result)
-                    if on_task:
-                        on_task(result)
-                    continue
-                stamp(store, report.run_id, spec, plan, run_date)
-                if plan.task.operation.kind == "grams" and plan.runs and config.keep_grams:
-                    whole_set_discriminability(store, report.run_id, config, [*plan.runs, report.run_id])
-                result.run_id, result.status = report.run_id, report.status
-                result.processed = report.counts.get("inputs", 0) - sum(len(m["inputs"]) for m in report.missing)
-            results.append(result)
-            if on_task:
-                on_task(result)
+        for plan in plan_study(spec.without_sweep(), store, retry_failed=retry_failed):
+            run(plan, build_config(plan.task, _inputs(plan, scratch)) if plan.missing else None)
+        if spec.sweep is not None:
+            _run_sweep(spec, store, scratch, run)
     return results
+
+
+def _run_task(spec: StudySpec, store: Store, plan: TaskPlan, config, *, placement: Placement, run_date: str,
+              show_progress: bool) -> TaskResult:
+    from pipelines.errors import user_errors
+    from pipelines.runner import run_operation
+
+    result = TaskResult(plan=plan)
+    try:
+        report = run_operation(plan.task.operation.kind, config, store=store, placement=placement,
+                               show_progress=show_progress)
+    except user_errors() as exc:
+        result.status, result.error = "error", " ".join(str(exc).split()) or type(exc).__name__
+        return result
+    stamp(store, report.run_id, spec, plan, run_date)
+    if plan.task.operation.kind == "grams" and plan.runs and config.keep_grams:
+        whole_set_discriminability(store, report.run_id, config, [*plan.runs, report.run_id])
+    result.run_id, result.status = report.run_id, report.status
+    result.processed = report.counts.get("inputs", 0) - sum(len(m["inputs"]) for m in report.missing)
+    return result
+
+
+def _run_sweep(spec: StudySpec, store: Store, scratch: ExitStack, run) -> None:
+    """The sweep's missing cells, then (planned anew: the cells' new stimuli) the classifiers' tasks."""
+    from pipelines.studies.plan import runs_by_task
+    from pipelines.studies.sweep import (chosen_pairs, classify_config, pairs_csv, plan_cells, plan_classifiers,
+                                         stimuli_manifest, stylize_config, sweep_dataset)
+
+    pairs = chosen_pairs(spec)
+    for plan in plan_cells(spec, store, runs_by_task(store), pairs):
+        run(plan, stylize_config(spec, plan.task.cell, pairs_csv(plan, scratch)) if plan.missing else None)
+    index = runs_by_task(store)
+    cells = plan_cells(spec, store, index, pairs)
+    for plan in plan_classifiers(spec, store, index, cells, pairs):
+        inputs = (stimuli_manifest(store, plan, scratch, sweep_dataset(spec)),) if plan.missing else ()
+        run(plan, classify_config(spec, plan.task.model.id, inputs) if plan.missing else None)

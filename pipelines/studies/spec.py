@@ -8,6 +8,7 @@ and, where it can be found, the line, e.g.::
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tomllib
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.errors import TexprobeError
+from pipelines.studies.sweep_spec import SweepSpec, parse_sweep
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 #: Operations a study can plan image by image (stylize pairs images: run it with `texprobe stylize`).
@@ -60,6 +62,11 @@ class StudySpec:
     operations: tuple[OperationSpec, ...] = ()
     address: str | None = None
     placement: dict = field(default_factory=dict, hash=False, compare=False)
+    sweep: "SweepSpec | None" = field(default=None, hash=False, compare=False)
+
+    def without_sweep(self) -> "StudySpec":
+        """The spec's [[operations]] only."""
+        return dataclasses.replace(self, sweep=None)
 
 
 def key_line(text: str, path: str) -> int | None:
@@ -172,7 +179,7 @@ def load_spec(path: str | os.PathLike[str], *, store: str | None = None, check_p
         raise SpecError(f"{spec_path}: not valid TOML: {exc}") from None
     check = _Checker(spec_path, text)
     base = spec_path.resolve().parent
-    check.unknown(data, {"study", "datasets", "models", "operations"}, "")
+    check.unknown(data, {"study", "datasets", "models", "operations", "sweep"}, "")
     study = check.table(data.get("study", None) or _missing(check, "study"), "study")
     check.unknown(study, {"name", "store", "address", "placement", "description"}, "study")
     name = check.string(study, "name", "study.name", name=True)
@@ -212,7 +219,9 @@ def load_spec(path: str | os.PathLike[str], *, store: str | None = None, check_p
         models[model_id] = ModelSpec(id=model_id, name=arch, weights=weights)
 
     operations = []
-    for i, entry in enumerate(check.array_of_tables(data, "operations")):
+    sweep = parse_sweep(check, data["sweep"], datasets, models) if "sweep" in data else None
+    for i, entry in enumerate(check.array_of_tables(data, "operations") if sweep is None or "operations" in data
+                              else []):
         where = f"operations[{i}]"
         check.unknown(entry, {"kind", "datasets", "models", "settings"}, where)
         kind = check.string(entry, "kind", f"{where}.kind")
@@ -231,8 +240,15 @@ def load_spec(path: str | os.PathLike[str], *, store: str | None = None, check_p
         ))
     spec = StudySpec(name=name, store=_resolve_path(store_value, store_base),
                      path=str(spec_path.resolve()), datasets=datasets, models=models, operations=tuple(operations),
-                     address=address, placement=placement)
+                     address=address, placement=placement, sweep=sweep)
+    from pipelines.studies.sweep import check_sweep
     from pipelines.studies.tasks import check_settings
+
+    if sweep is not None:
+        try:
+            check_sweep(spec)
+        except SpecError as exc:
+            raise check.fail(*exc.args[0].split(": ", 1)) from None
 
     for op in spec.operations:  # unknown / ill-typed settings and unknown models or layers: now, with the line
         try:

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 #: Config fields that say how or on which images a run works, not what it computes.
 EXECUTION_FIELDS = frozenset({"inputs", "content", "style", "batch_size", "unit_size", "channels_last",
-                              "export_dir"})
+                              "export_dir", "pairs"})
 
 _INT, _FLOAT, _BOOL, _STR = int, float, bool, str
 _LAYERS = "layers"  # a comma-separated string or a list of names
@@ -40,6 +40,10 @@ class Task:
     model: "ModelSpec"
 
     @property
+    def operation_label(self) -> str:
+        return self.operation.kind
+
+    @property
     def label(self) -> str:
         return f"{self.operation.kind}[{self.operation.index}] {self.dataset.name} x {self.model.id}"
 
@@ -52,33 +56,38 @@ def tasks(spec: "StudySpec") -> list[Task]:
 
 def _settings(op: "OperationSpec") -> dict[str, Any]:
     """The operation's settings, checked against :data:`SETTINGS` (SpecError 'operations[i].settings.x: ...')."""
+    return checked_settings(SETTINGS[op.kind], op.settings, where=f"operations[{op.index}].settings", what=op.kind)
+
+
+def checked_settings(allowed: dict[str, Any], settings: dict, *, where: str, what: str) -> dict[str, Any]:
+    """``settings`` (CLI option names, '-' or '_') checked against ``allowed`` (setting -> type or tuple of
+    values); a SpecError names the key path ``where.<key>``."""
     from pipelines.studies.spec import SpecError
 
-    allowed = SETTINGS[op.kind]
     out = {}
-    for raw_key, value in op.settings.items():
+    for raw_key, value in settings.items():
         key = raw_key.replace("-", "_")
-        where = f"operations[{op.index}].settings.{raw_key}"
+        at = f"{where}.{raw_key}"
         if key not in allowed:
-            raise SpecError(f"{where}: unknown setting of {op.kind}; known: {', '.join(sorted(allowed))}")
+            raise SpecError(f"{at}: unknown setting of {what}; known: {', '.join(sorted(allowed))}")
         kind = allowed[key]
         if kind is _LAYERS:
             if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
                 value = ",".join(value)
             elif not isinstance(value, str):
-                raise SpecError(f"{where}: give layer names as a list of strings, a comma-separated string or 'all'")
+                raise SpecError(f"{at}: give layer names as a list of strings, a comma-separated string or 'all'")
         elif isinstance(kind, tuple):
             if value not in kind:
-                raise SpecError(f"{where}: {value!r} is not one of {', '.join(kind)}")
+                raise SpecError(f"{at}: {value!r} is not one of {', '.join(kind)}")
         elif kind is _FLOAT:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise SpecError(f"{where}: must be a number >= 0, got {value!r}")
+                raise SpecError(f"{at}: must be a number >= 0, got {value!r}")
             value = float(value)
         elif kind is _INT:
             if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key in ("seed", "size") else 1):
-                raise SpecError(f"{where}: must be an integer >= {0 if key in ('seed', 'size') else 1}, got {value!r}")
+                raise SpecError(f"{at}: must be an integer >= {0 if key in ('seed', 'size') else 1}, got {value!r}")
         elif not isinstance(value, kind):
-            raise SpecError(f"{where}: must be a {kind.__name__}, got {value!r}")
+            raise SpecError(f"{at}: must be a {kind.__name__}, got {value!r}")
         out[key] = value
     return out
 
