@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 SECTION_IDS: tuple[str, ...] = (
     "shape-bias-table", "shape-bias-matrix", "shape-bias-box", "error-consistency", "layer-stats",
     "texture-discriminability", "reconstructions", "loss-curves", "gram-heatmaps", "visualizations", "exemplars",
-    "study-over-time", "errors", "runs",
+    "dislocator-effect", "study-over-time", "errors", "runs",
 )
 _FIGURE_FORMATS = ("png", "svg")
 _SHAPE_BIAS_NOTE = ("shape_bias = shape hits / (shape + texture hits) over cue-conflict trials (Geirhos et al. "
@@ -37,6 +37,23 @@ _SHAPE_BIAS_NOTE = ("shape_bias = shape hits / (shape + texture hits) over cue-c
                     "for the pooled humans; view shape_bias_intervals, Owen's pigeonhole bootstrap) - the one to "
                     "quote; 'texture-source bootstrap' resamples texture sources only (shape_bias.boot_*); Wilson "
                     "assumes independent trials (narrowest). frac_correct_*: hits / conflict trials.")
+
+
+_DISLOCATOR_SQL = """
+    SELECT classifier, statistic, style_layers, style_weight, n_conflict, round(shape_rate, 3) AS shape_rate,
+           round(texture_rate, 3) AS texture_rate, round(shape_bias, 3) AS shape_bias,
+           '[' || round(boot_low, 3) || ', ' || round(boot_high, 3) || ']' AS bootstrap_95,
+           round(ref_gram, 3) AS ref_gram, round(ref_mean_std, 3) AS ref_mean_std,
+           round(ref_sliced_wasserstein, 3) AS ref_sw, round(content_error, 3) AS content_error,
+           round(content_ssim, 3) AS content_ssim
+    FROM dislocator_effect"""
+
+
+def _add_table(section: Section, con: Any, title: str, sql: str) -> None:
+    """A table of ``sql``'s rows under ``section`` (nothing when it has none)."""
+    found = rows(con, sql)
+    if found:
+        section.add(f"<h3>{title}</h3>" + table_html(list(found[0]), [list(r.values()) for r in found]))
 
 
 def _figure_section(ctx: PlotContext, name: str, fmt: str) -> Section:
@@ -173,8 +190,10 @@ def build_report(store: str | os.PathLike, *, study: str | None = None, figure_f
         if best:
             sections[-1].add("<h3>Best texture layer</h3>" + table_html(list(best[0]), [list(r.values()) for r in best]))
         for name in ("reconstructions", "loss-curves", "gram-heatmaps", "visualizations", "exemplars",
-                     "study-over-time"):
+                     "dislocator-effect", "study-over-time"):
             sections.append(_figure_section(ctx, name, figure_format))
+            if name == "dislocator-effect":
+                _add_table(sections[-1], con, "Conditions", _DISLOCATOR_SQL)
         sections.append(_simple_table(
             con, sid="errors", title="Errors", params=None, sql=_ERRORS_SQL,
             description="Failed inputs and work units, by run, stage and error type (table errors).",

@@ -52,6 +52,31 @@ def _png(rgb: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+#: shape decisions (of 4 cue-conflict stimuli, 2 texture sources) per (statistic, style layers) of the sweep rows
+SWEEP_SHAPE_HITS = {("gram", "conv1_1,conv2_1"): 0, ("gram", "conv1_1"): 1, ("mean_std", "conv1_1,conv2_1"): 3,
+                    ("mean_std", "conv1_1"): 2}
+
+
+def sweep_rows(run_id: str) -> tuple[list[dict], list[dict]]:
+    """stimuli of a [sweep] (2 statistics x 2 layer sets x 4 stimuli) and one classifier's trials on them:
+    SWEEP_SHAPE_HITS shape decisions, texture decisions for the rest."""
+    stimuli, trials = [], []
+    for (statistic, layers), hits in SWEEP_SHAPE_HITS.items():
+        chash = f"{statistic}-{layers}"
+        for k in range(4):
+            sid = hashlib.sha256(f"{chash}/{k}".encode()).hexdigest()
+            shape, texture = CATEGORIES[k], CATEGORIES[8 + k]
+            stimuli.append(dict(run_id=run_id, stimulus_id=sid, config_hash=chash, statistic=statistic,
+                                style_layers=layers.split(","), style_weight=1.0, style_image_id=f"style{k % 2}",
+                                backbone="toynet", image=f"{shape}1-{texture}1.png", shape_category=shape,
+                                texture_category=texture, ref_gram=0.1 * (k + 1), content_ssim=0.5))
+            trials.append(dict(run_id=run_id, source="texprobe", dataset="sweep:probe", observer="toynet-clf",
+                               observer_kind="model", image=f"{shape}1-{texture}1.png", image_id=sid,
+                               shape_category=shape, texture_category=texture, conflict=True,
+                               decision=shape if k < hits else texture, weights_sha256="c" * 64))
+    return stimuli, trials
+
+
 def probe_tables(store: Path, run_id: str, *, started_at: str, seed: int = 0) -> None:
     """layer_stats, grams, texture_discriminability, reconstructions (+ images), loss_curves, visualizations
     (+ images), exemplars (+ input files beside the store), errors."""
@@ -117,6 +142,9 @@ def probe_tables(store: Path, run_id: str, *, started_at: str, seed: int = 0) ->
                                  layer_index=2, channel=channel, value=float(3 - c + channel), mean=0.5, y=2, x=3,
                                  height=8, width=8, stride=8, input_height=64, input_width=64, box_left=12,
                                  box_top=4, box_right=44, box_bottom=36, path=str(source)))
+    stimuli, trials = sweep_rows(run_id)
+    write_part(store, "stimuli", run_id, stimuli)
+    write_part(store, "trials", run_id, trials)
     write_part(store, "visualizations", run_id, visual)
     write_part(store, "exemplars", run_id, exemplar)
     write_part(store, "grams", run_id, grams)

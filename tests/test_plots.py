@@ -179,7 +179,7 @@ def test_plot_command_one_line_errors(probe_store, tmp_path):
     assert res.exit_code == 2 and "unknown figure 'no-such-figure'" in res.output and "Traceback" not in res.output
     res = run(app, ["plot", "layer-stats", "--out", str(tmp_path / "x.jpg"), "--store", str(probe_store)])
     assert res.exit_code == 2 and ".png, .svg or .pdf" in res.output
-    res = run(app, ["plot", "shape-bias-matrix", "--out", str(tmp_path / "x.png"), "--store", str(probe_store)])
+    res = run(app, ["plot", "study-over-time", "--out", str(tmp_path / "x.png"), "--store", str(probe_store)])
     assert res.exit_code == 1 and res.output.startswith("no data:")
     res = run(app, ["plot", "layer-stats", "--out", str(tmp_path / "sub" / "ls.svg"), "--store", str(probe_store)])
     assert res.exit_code == 0, res.output
@@ -260,3 +260,19 @@ def test_matrix_plot_falls_back_to_the_dataset_that_has_conflict_trials(tmp_path
     assert line.get_xdata()[0] == pytest.approx(0.75)
     if fig._suptitle is not None:  # views with a dataset column name it
         assert fig._suptitle.get_text() == "dataset: my-conflicts"
+
+
+def test_dislocator_figure_bars_are_the_hand_counted_shape_biases(probe_store):
+    """Issue 21: one bar per statistic and layer set, its height the shape bias of the 4 stimuli counted by
+    hand (rs.SWEEP_SHAPE_HITS shape decisions, the rest texture), whiskers inside [0, 1] around it."""
+    from analysis.db import connect
+    from analysis.plots import PlotContext, get_plot
+
+    fig = get_plot("dislocator-effect").render(PlotContext(con=connect(probe_store), store=str(probe_store)))
+    (ax,) = fig.axes
+    assert ax.get_title() == "toynet-clf"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["conv1_1", "conv1_1…conv2_1 (2)"]
+    for statistic in ("gram", "mean_std"):
+        bars = sorted((p for p in ax.patches if p.get_gid() == f"bars:toynet-clf:{statistic}"), key=lambda p: p.get_x())
+        expected = [rs.SWEEP_SHAPE_HITS[(statistic, layers)] / 4 for layers in ("conv1_1", "conv1_1,conv2_1")]
+        assert [b.get_height() for b in bars] == pytest.approx(expected)

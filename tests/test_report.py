@@ -106,7 +106,7 @@ def test_full_report_is_self_contained_with_every_figure(full_report):
     figures = {img["data-figure"] for img in dom.images}
     assert figures == {"shape-bias-matrix", "shape-bias-box", "error-consistency", "layer-stats",
                        "texture-discriminability", "reconstructions", "loss-curves", "gram-heatmaps",
-                       "visualizations", "exemplars", "study-over-time"}
+                       "visualizations", "exemplars", "dislocator-effect", "study-over-time"}
     assert all(img["src"].startswith("data:image/png;base64,") for img in dom.images)
     assert not re.search(r"""(src|href)=["']?(https?:|//|file:)""", text), "no external resource"
     # the shape-bias table: ResNet-50's Wilson interval, from its CSV counted here (Wilson 1927, z = 1.96)
@@ -123,6 +123,7 @@ def test_full_report_is_self_contained_with_every_figure(full_report):
     lo, hi = (mid - half) / (1 + z * z / n), (mid + half) / (1 + z * z / n)
     assert "Wilson 95%" in text and f"[{lo:.3f}, {hi:.3f}]" in text
     assert "subject-01" in text and "mvh:resnet50" in text
+    assert "<h3>Conditions</h3>" in text and "toynet-clf" in text  # the dislocator_effect table
     assert "ImageSetError" in text and "20260108T000000Z-bbbbbb" in text
 
 
@@ -152,7 +153,7 @@ def test_report_renders_in_headless_chromium(full_report, tmp_path):
     dom = _parse(dump_dom(probed))
     assert dom.sections == list(SECTION_IDS)
     assert dom.body.get("data-loaded") == "yes", "the page's load event never fired"
-    assert dom.body.get("data-images") == "11"
+    assert dom.body.get("data-images") == "12"
     assert dom.body.get("data-broken") == "0", "broken images in the rendered report"
 
     shot = screenshot(full_report, tmp_path / "shot.png", width=1280, height=2400)

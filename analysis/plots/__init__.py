@@ -13,6 +13,7 @@ from types import ModuleType
 
 from analysis.errors import AnalysisError
 from analysis.plots import (
+    dislocators,
     error_consistency,
     exemplars,
     gram_heatmaps,
@@ -32,7 +33,7 @@ __all__ = ["PLOTS", "NoDataError", "PlotContext", "UnknownPlotError", "figure_by
 
 _MODULES: tuple[ModuleType, ...] = (
     shape_bias_matrix, shape_bias_box, error_consistency, layer_stats, texture_discriminability,
-    reconstructions, loss_curves, gram_heatmaps, visualizations, exemplars, study_over_time,
+    reconstructions, loss_curves, gram_heatmaps, visualizations, exemplars, dislocators, study_over_time,
 )
 #: Figure modules by ``NAME``, in report order.
 PLOTS: dict[str, ModuleType] = {m.NAME: m for m in _MODULES}
