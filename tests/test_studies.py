@@ -146,9 +146,9 @@ def test_examples_are_valid_specs(example: Path):
     cluster one except for its dataset paths, which exist only on the cluster."""
     local = not example.name.startswith("gpu")
     spec = load_spec(example, check_paths=local)
-    assert spec.operations and spec.datasets and spec.models
-    if local:
-        assert all(Path(d.path).is_dir() for d in spec.datasets.values())
+    assert (spec.operations or spec.sweep) and spec.datasets and spec.models
+    if local:  # bundled folders, or manifests of bundled files
+        assert all(Path(d.path).is_dir() or Path(d.path).is_file() for d in spec.datasets.values())
 
 
 def test_task_that_cannot_run_is_one_line_and_exit_2(tmp_path: Path):

@@ -3,6 +3,7 @@ with only the options the user actually set overriding them."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from nstcore.backbones import create_backbone
@@ -16,6 +17,13 @@ def _statistic_overrides(spec: str) -> dict[str, Any]:
 
     name, options = statistic_options(spec)
     return {"statistic": name, "statistic_options": options}
+
+
+@functools.lru_cache(maxsize=4)
+def _layer_model(backbone: str, weights: str, seed: int, pooling: str) -> Any:
+    """The backbone whose layer names, channels and defaults the config is built from (read only; cached:
+    a sweep builds one config per cell)."""
+    return create_backbone(backbone, weights=weights, seed=seed, pooling=pooling)
 
 
 def build_transfer_config(
@@ -33,7 +41,7 @@ def build_transfer_config(
     if "statistic" in set_overrides:
         set_overrides.update(_statistic_overrides(set_overrides.pop("statistic")))
     pooling = set_overrides.get("pooling", "max")
-    model = create_backbone(backbone, weights=weights, seed=set_overrides.get("seed", 0), pooling=pooling)
+    model = _layer_model(backbone, weights, set_overrides.get("seed", 0), pooling)
     if preset_name:
         config = preset(preset_name, **set_overrides)
     else:

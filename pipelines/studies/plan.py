@@ -117,5 +117,5 @@ def plan_study(spec: StudySpec, store: Store | None = None, *, retry_failed: boo
     if spec.sweep is not None:
         from pipelines.studies.sweep import plan_sweep
 
-        plans.extend(plan_sweep(spec, store, index))
+        plans.extend(plan_sweep(spec, store, index, retry_failed=retry_failed))
     return plans

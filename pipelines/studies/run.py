@@ -94,7 +94,7 @@ def run_study(spec: StudySpec, *, placement: Placement | None = None, retry_fail
         for plan in plan_study(spec.without_sweep(), store, retry_failed=retry_failed):
             run(plan, build_config(plan.task, _inputs(plan, scratch)) if plan.missing else None)
         if spec.sweep is not None:
-            _run_sweep(spec, store, scratch, run)
+            _run_sweep(spec, store, scratch, run, retry_failed=retry_failed)
     return results
 
 
@@ -118,14 +118,14 @@ def _run_task(spec: StudySpec, store: Store, plan: TaskPlan, config, *, placemen
     return result
 
 
-def _run_sweep(spec: StudySpec, store: Store, scratch: ExitStack, run) -> None:
+def _run_sweep(spec: StudySpec, store: Store, scratch: ExitStack, run, *, retry_failed: bool) -> None:
     """The sweep's missing cells, then (planned anew: the cells' new stimuli) the classifiers' tasks."""
     from pipelines.studies.plan import runs_by_task
     from pipelines.studies.sweep import (chosen_pairs, classify_config, pairs_csv, plan_cells, plan_classifiers,
                                          stimuli_manifest, stylize_config, sweep_dataset)
 
     pairs = chosen_pairs(spec)
-    for plan in plan_cells(spec, store, runs_by_task(store), pairs):
+    for plan in plan_cells(spec, store, runs_by_task(store), pairs, retry_failed=retry_failed):
         run(plan, stylize_config(spec, plan.task.cell, pairs_csv(plan, scratch)) if plan.missing else None)
     index = runs_by_task(store)
     cells = plan_cells(spec, store, index, pairs)

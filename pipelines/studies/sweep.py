@@ -136,8 +136,10 @@ def _cell_tasks(spec: StudySpec) -> Iterator[SweepTask]:
                         cell=cell)
 
 
-def plan_cells(spec: StudySpec, store: Store, index: dict, pairs: list[dict]) -> list[TaskPlan]:
-    """Each cell's pairs: done (a stimulus stored by a run of the cell's task), failed, missing."""
+def plan_cells(spec: StudySpec, store: Store, index: dict, pairs: list[dict], *,
+               retry_failed: bool = False) -> list[TaskPlan]:
+    """Each cell's pairs: done (a stimulus stored by a run of the cell's task), failed (not retried unless
+    ``retry_failed``), missing."""
     plans = []
     for task in _cell_tasks(spec):
         config = stylize_config(spec, task.cell)
@@ -145,8 +147,8 @@ def plan_cells(spec: StudySpec, store: Store, index: dict, pairs: list[dict]) ->
         runs = index.get(("stylize", key), [])
         done_keys = {(r["content_image_id"], r["style_image_id"])
                      for r in _read_columns(store, "stimuli", runs, ["content_image_id", "style_image_id"])}
-        failed_inputs = {r["input"] for r in _read_columns(store, "errors", runs, ["input", "stage"])
-                         if r.get("stage") in ("load", "compute")}
+        failed_inputs = set() if retry_failed else {
+            r["input"] for r in _read_columns(store, "errors", runs, ["input", "stage"]) if r.get("stage") in ("load", "compute")}
         done, failed, missing = 0, [], []
         for pair in pairs:
             if _pair_key(pair) in done_keys:
@@ -203,10 +205,10 @@ def plan_classifiers(spec: StudySpec, store: Store, index: dict, cell_plans: lis
     return plans
 
 
-def plan_sweep(spec: StudySpec, store: Store, index: dict) -> list[TaskPlan]:
+def plan_sweep(spec: StudySpec, store: Store, index: dict, *, retry_failed: bool = False) -> list[TaskPlan]:
     """The cells' and the classifiers' plans (nothing runs)."""
     pairs = chosen_pairs(spec)
-    cells = plan_cells(spec, store, index, pairs)
+    cells = plan_cells(spec, store, index, pairs, retry_failed=retry_failed)
     return [*cells, *plan_classifiers(spec, store, index, cells, pairs)]
 
 
