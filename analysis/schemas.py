@@ -113,6 +113,18 @@ LAYER_STATS = pa.schema([
     _f("sparsity", pa.float64()),
 ])
 
+STYLE_VECTORS = pa.schema([
+    *_RUN_UNIT,
+    *_IMAGE,
+    _f("backbone", _STR, False),
+    *_WEIGHTS,
+    *_LABELS,
+    _f("layer", _STR, False),
+    _f("layer_index", pa.int32()),
+    _f("statistic", _STR, False),       # '--statistic' spec, e.g. 'mean_std', 'moments:4'
+    _f("vector", _F32_LIST),            # the statistic's target flattened (nstcore.stats.summary)
+])
+
 STIMULI = pa.schema([
     *_RUN_UNIT,
     _f("stimulus_id", _STR, False),     # sha256 of the generated PNG
@@ -296,6 +308,7 @@ TABLES: dict[str, pa.Schema] = {
     "trials": TRIALS,
     "grams": GRAMS,
     "layer_stats": LAYER_STATS,
+    "style_vectors": STYLE_VECTORS,
     "stimuli": STIMULI,
     "reconstructions": RECONSTRUCTIONS,
     "errors": ERRORS,
@@ -315,6 +328,7 @@ KEY_COLUMNS: dict[str, tuple[str, ...]] = {
                "decision"),
     "grams": ("run_id", "image_id", "backbone", "layer", "gram"),
     "layer_stats": ("run_id", "image_id", "backbone", "layer"),
+    "style_vectors": ("run_id", "image_id", "backbone", "layer", "statistic", "vector"),
     "stimuli": ("run_id", "stimulus_id"),
     "reconstructions": ("run_id", "image_id", "kind"),
     "errors": ("run_id",),

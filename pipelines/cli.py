@@ -107,18 +107,20 @@ def grams(
     pooling: Annotated[Pooling, typer.Option(help="max or avg pooling (VGG; Gatys used avg).")] = Pooling.max,
     seed: SeedOpt = 0,
     dataset: Annotated[Optional[str], typer.Option(help="Dataset name (default: folder name).")] = None,
+    statistic: Annotated[Optional[list[str]], typer.Option("--statistic", help="Also summarise every layer by this style statistic (repeatable: cov, corr, mean_std, skewness, kurtosis, moments:K, ...; `texprobe stats`) into style_vectors, with texture discriminability per statistic.")] = None,
     *,
     batch: BatchOptions,
     run: RunOptions,
 ) -> None:
     """Gram matrices (`grams`) and per-layer style statistics (`layer_stats`) on Ray, then texture
-    discriminability by layer (`texture_discriminability`)."""
+    discriminability by layer (`texture_discriminability`), per statistic with --statistic."""
     from pipelines.ops.grams import grams_config
     from pipelines.reporting import print_best_layers, print_run
 
     config = grams_config(backbone=backbone, layers=layers, size=size, inputs=tuple(images), weights=weights,
                           seed=seed, pooling=value(pooling), normalization=value(normalization),
-                          keep_grams=not stats_only, gram_dtype=value(gram_dtype), dataset=dataset, **asdict(batch))
+                          keep_grams=not stats_only, gram_dtype=value(gram_dtype), dataset=dataset,
+                          statistics=tuple(statistic or ()), **asdict(batch))
     report = _run("grams", config, run)
     print_run(report, what=f"{report.counts['layer_stats']} layer_stats rows ({len(config.layers)} layers)")
     print_best_layers(run.store, backbone)
