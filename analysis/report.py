@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 SECTION_IDS: tuple[str, ...] = (
     "shape-bias-table", "shape-bias-matrix", "shape-bias-box", "error-consistency", "layer-stats",
     "texture-discriminability", "reconstructions", "loss-curves", "gram-heatmaps", "visualizations", "exemplars",
-    "dislocator-effect", "study-over-time", "errors", "runs",
+    "gram-clusters", "feature-maps", "dislocator-effect", "study-over-time", "errors", "runs",
 )
 _FIGURE_FORMATS = ("png", "svg")
 _SHAPE_BIAS_NOTE = ("shape_bias = shape hits / (shape + texture hits) over cue-conflict trials (Geirhos et al. "
@@ -190,7 +190,7 @@ def build_report(store: str | os.PathLike, *, study: str | None = None, figure_f
         if best:
             sections[-1].add("<h3>Best texture layer</h3>" + table_html(list(best[0]), [list(r.values()) for r in best]))
         for name in ("reconstructions", "loss-curves", "gram-heatmaps", "visualizations", "exemplars",
-                     "dislocator-effect", "study-over-time"):
+                     "gram-clusters", "feature-maps", "dislocator-effect", "study-over-time"):
             sections.append(_figure_section(ctx, name, figure_format))
             if name == "dislocator-effect":
                 _add_table(sections[-1], con, "Conditions", _DISLOCATOR_SQL)

@@ -263,6 +263,22 @@ VISUALIZATIONS = pa.schema([  # pipelines.ops.visualize: one activation-maximisa
     _f("path", _STR),                   # images/<sha256>.png in the store
 ])
 
+FEATURE_MAPS = pa.schema([  # pipelines.jobs.feature_maps: one image's strongest channel maps at a layer
+    _f("run_id", _STR, False),
+    *_IMAGE,                            # the input (image_id: sha256 of its file)
+    _f("backbone", _STR),
+    *_WEIGHTS,
+    _f("layer", _STR),
+    _f("layer_index", pa.int32()),
+    _f("rank", pa.int32()),             # 1 = the channel with the highest mean activation
+    _f("channel", pa.int32()),
+    _f("mean", pa.float64()),           # its mean activation over positions
+    _f("height", pa.int32()),           # the map's size
+    _f("width", pa.int32()),
+    _f("map", _F32_LIST),               # row-major height x width activations
+    _f("input_path", _STR),             # images/<sha256>.png: the input as the network saw it (resized)
+])
+
 GRAM_CLUSTERS = pa.schema([  # analysis.gram_clusters: a layer's channels clustered by co-activation
     _f("run_id", _STR, False),
     _f("backbone", _STR),
@@ -317,6 +333,7 @@ TABLES: dict[str, pa.Schema] = {
     "duplicate_images": DUPLICATE_IMAGES,
     "visualizations": VISUALIZATIONS,
     "gram_clusters": GRAM_CLUSTERS,
+    "feature_maps": FEATURE_MAPS,
     "exemplars": EXEMPLARS,
 }
 
@@ -337,6 +354,7 @@ KEY_COLUMNS: dict[str, tuple[str, ...]] = {
     "duplicate_images": ("run_id", "observer", "image_id", "n_trials"),
     "visualizations": ("run_id", "backbone", "objective", "value_end", "image_id"),
     "gram_clusters": ("run_id", "backbone", "layer", "cluster", "channel"),
+    "feature_maps": ("run_id", "image_id", "layer", "channel", "map"),
     "exemplars": ("run_id", "image_id", "backbone", "layer", "channel", "value"),
 }
 

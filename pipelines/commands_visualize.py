@@ -118,20 +118,33 @@ def exemplars(
 def featuremaps(
     image: Annotated[Path, typer.Argument(help="One image (e.g. a cue-conflict stimulus).")],
     layer: Annotated[str, typer.Option("--layer", help="The layer whose channel maps are drawn.")],
-    out: Annotated[Path, typer.Option("--out", help="Figure file (.png, .svg or .pdf).")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="Figure file (.png, .svg or .pdf).")] = None,
+    store: Annotated[Optional[str], typer.Option("--store", help="Also record the maps in this store (table feature_maps; the report shows them).")] = None,
     backbone: Annotated[str, typer.Option(help="Backbone (see `texprobe models`).")] = "efficientnet_lite0",
     weights: WeightsOpt = "imagenet",
     channels: Annotated[int, typer.Option(min=1, help="How many channels (the strongest by mean activation).")] = 16,
     size: Annotated[int, typer.Option(min=0, help="Shorter side resized to this (0: native size).")] = 224,
 ) -> None:
-    """The image beside a grid of one layer's channel maps, strongest channel first (no Ray, no store)."""
-    from pipelines.jobs.feature_maps import feature_map_figure
+    """The image beside a grid of one layer's channel maps, strongest channel first (no Ray): a figure
+    (--out) and/or a run of table feature_maps (--store)."""
+    from pipelines.errors import OptionError
+    from pipelines.jobs.feature_maps import feature_map_figure, feature_maps, record_feature_maps
     from pipelines.reporting import console
+    from pipelines.store import Store
 
-    shown = feature_map_figure(str(image), out, backbone=backbone, weights=weights, layer=layer, size=size,
-                               channels=channels)
-    console.print(f"{out}: {backbone} {layer}, channels (strongest first) "
-                  + ", ".join(f"{c} ({m:.3g})" for c, m in shown), soft_wrap=True)
+    if out is None and store is None:
+        raise OptionError("featuremaps: give --out FILE (a figure) and/or --store STORE (table feature_maps)")
+    if out is not None and out.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise OptionError(f"--out {out}: the figure's format is its suffix: .png, .svg or .pdf")
+    found = feature_maps(str(image), backbone=backbone, weights=weights, layer=layer, size=size, channels=channels)
+    shown = ", ".join(f"{c} ({m:.3g})" for c, m in zip(found.channels, found.means))
+    if out is not None:
+        feature_map_figure(found, str(image), out)
+        console.print(f"{out}: {found.backbone} {found.layer}, channels (strongest first) {shown}", soft_wrap=True)
+    if store is not None:
+        run_id = record_feature_maps(Store(store), str(image), found)
+        console.print(f"feature_maps run {run_id}: {len(found.channels)} channels of {found.layer} in {store}",
+                      soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -142,6 +142,22 @@ def probe_tables(store: Path, run_id: str, *, started_at: str, seed: int = 0) ->
                                  layer_index=2, channel=channel, value=float(3 - c + channel), mean=0.5, y=2, x=3,
                                  height=8, width=8, stride=8, input_height=64, input_width=64, box_left=12,
                                  box_top=4, box_right=44, box_bottom=36, path=str(source)))
+    png = _png(np.clip(rng.uniform(0, 1, (32, 32, 3)), 0, 1))  # cluster 0 visualised (its mean activation)
+    sha = hashlib.sha256(png).hexdigest()
+    (store / "images" / f"{sha}.png").write_bytes(png)
+    visual.append(dict(run_id=run_id, unit_id="v1", backbone="toynet", weights_tag="random",
+                       objective="channels:stage3:1,0", kind="channels", layer="stage3", layer_index=2, channels=[1, 0],
+                       param="fft", transforms="standard", greyscale=False, size=32, steps=64, lr=0.05, seed=9,
+                       value_start=0.2, value_end=4.0, image_id=sha, path=f"images/{sha}.png"))
+    clusters = [dict(run_id=run_id, backbone="toynet", layer="stage3", method="spectral", n_clusters=2, cluster=k,
+                     channel=ch, cluster_size=n, within_correlation=r, n_images=4)
+                for k, chans, n, r in ((0, (0, 1), 2, 0.6), (1, (2,), 1, 1.0)) for ch in chans]
+    maps = [dict(run_id=run_id, image_id="map0" + "0" * 60, image="cat1-dog1.png", backbone="toynet",
+                 weights_tag="random", layer="stage2", layer_index=1, rank=k + 1, channel=c, mean=float(4 - k),
+                 height=6, width=6, map=rng.uniform(0, 4 - k, 36).astype(np.float32).tolist(),
+                 input_path=f"images/{sha}.png") for k, c in enumerate((5, 2, 7, 1))]
+    write_part(store, "gram_clusters", run_id, clusters)
+    write_part(store, "feature_maps", run_id, maps)
     stimuli, trials = sweep_rows(run_id)
     write_part(store, "stimuli", run_id, stimuli)
     write_part(store, "trials", run_id, trials)

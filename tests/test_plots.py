@@ -276,3 +276,22 @@ def test_dislocator_figure_bars_are_the_hand_counted_shape_biases(probe_store):
         bars = sorted((p for p in ax.patches if p.get_gid() == f"bars:toynet-clf:{statistic}"), key=lambda p: p.get_x())
         expected = [rs.SWEEP_SHAPE_HITS[(statistic, layers)] / 4 for layers in ("conv1_1", "conv1_1,conv2_1")]
         assert [b.get_height() for b in bars] == pytest.approx(expected)
+
+
+def test_gram_cluster_and_feature_map_figures_show_the_stored_rows(probe_store):
+    """Issue 22 part 4: a cluster's row shows its visualisation where one of exactly its channels exists, says
+    'not visualised' where none does, and the top patches of its channels; the feature-map figure draws the
+    stored maps, strongest first."""
+    from analysis.db import connect
+    from analysis.plots import PlotContext, get_plot
+
+    ctx = PlotContext(con=connect(probe_store), store=str(probe_store))
+    fig = get_plot("gram-clusters").render(ctx)
+    labels = [ax.get_ylabel() for ax in fig.axes if ax.get_ylabel()]
+    assert labels == ["stage3 cluster 0\n2 ch, r=0.60", "stage3 cluster 1\n1 ch, r=1.00"]
+    cluster0 = fig.axes[:2]
+    assert cluster0[0].images and cluster0[0].get_xlabel() == "0.2 → 4"  # the channels:stage3:1,0 image
+    assert not cluster0[1].images and cluster0[1].texts[0].get_text() == "not\nvisualised"
+    assert sorted(ax.get_title().split()[1] for ax in fig.axes[2:4]) == ["0", "1"]  # its channels' patches
+    maps = get_plot("feature-maps").render(ctx)
+    assert [ax.get_title() for ax in maps.axes[1:]] == [f"ch {c}  mean {m:.2f}" for c, m in ((5, 4), (2, 3), (7, 2), (1, 1))]

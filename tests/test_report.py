@@ -106,7 +106,8 @@ def test_full_report_is_self_contained_with_every_figure(full_report):
     figures = {img["data-figure"] for img in dom.images}
     assert figures == {"shape-bias-matrix", "shape-bias-box", "error-consistency", "layer-stats",
                        "texture-discriminability", "reconstructions", "loss-curves", "gram-heatmaps",
-                       "visualizations", "exemplars", "dislocator-effect", "study-over-time"}
+                       "visualizations", "exemplars", "gram-clusters", "feature-maps", "dislocator-effect",
+                       "study-over-time"}
     assert all(img["src"].startswith("data:image/png;base64,") for img in dom.images)
     assert not re.search(r"""(src|href)=["']?(https?:|//|file:)""", text), "no external resource"
     # the shape-bias table: ResNet-50's Wilson interval, from its CSV counted here (Wilson 1927, z = 1.96)
@@ -153,7 +154,7 @@ def test_report_renders_in_headless_chromium(full_report, tmp_path):
     dom = _parse(dump_dom(probed))
     assert dom.sections == list(SECTION_IDS)
     assert dom.body.get("data-loaded") == "yes", "the page's load event never fired"
-    assert dom.body.get("data-images") == "12"
+    assert dom.body.get("data-images") == "14"
     assert dom.body.get("data-broken") == "0", "broken images in the rendered report"
 
     shot = screenshot(full_report, tmp_path / "shot.png", width=1280, height=2400)

@@ -83,12 +83,25 @@ def test_featuremaps_draws_the_strongest_channels_first(tmp_path):
 
     image = sorted((REPO / "data" / "cue-conflict").rglob("*.png"))[3]
     out = subprocess.run([sys.executable, "-m", "pipelines.cli", "featuremaps", str(image), "--layer", "stage3",
-                          "--channels", "6", "--out", str(tmp_path / "maps.png")], capture_output=True, text=True,
-                         cwd=REPO, timeout=300)
+                          "--channels", "6", "--out", str(tmp_path / "maps.png"), "--store", str(tmp_path / "store")],
+                         capture_output=True, text=True, cwd=REPO, timeout=300)
     assert out.returncode == 0, out.stderr
-    shown = [int(c) for c in re.findall(r"(\d+) \(", out.stdout.split("strongest first)")[1])]
+    shown = [int(c) for c in re.findall(r"(\d+) \(", out.stdout.split("strongest first)")[1].split("\n")[0])]
     model = create_backbone("efficientnet_lite0", weights="imagenet")
     with torch.inference_mode():
         f = model(model.normalize(pil_to_tensor(resize_shorter(load_image(image), 224))[None]), ["stage3"])["stage3"]
-    assert shown == torch.argsort(f[0].flatten(1).mean(1), descending=True)[:6].tolist()
+    top = torch.argsort(f[0].flatten(1).mean(1), descending=True)[:6].tolist()
+    assert shown == top
     assert (tmp_path / "maps.png").stat().st_size > 10_000
+    # --store: the same maps as a run of feature_maps, which the report's section draws
+    from analysis.db import connect
+    from analysis.plots import PlotContext, get_plot
+
+    con = connect(tmp_path / "store")
+    stored = con.execute("SELECT rank, channel, height, width, map, layer FROM feature_maps ORDER BY rank").fetchall()
+    assert [r[1] for r in stored] == top and [r[0] for r in stored] == list(range(1, 7))
+    for _, channel, h, w, values, layer in stored:
+        assert layer == "stage3" and (h, w) == tuple(f.shape[2:])
+        np.testing.assert_allclose(np.asarray(values).reshape(h, w), f[0, channel].numpy(), rtol=1e-5, atol=1e-5)
+    fig = get_plot("feature-maps").render(PlotContext(con=con, store=str(tmp_path / "store")))
+    assert len(fig.axes) == 1 + 6

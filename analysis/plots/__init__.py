@@ -16,6 +16,8 @@ from analysis.plots import (
     dislocators,
     error_consistency,
     exemplars,
+    feature_maps,
+    gram_clusters,
     gram_heatmaps,
     layer_stats,
     loss_curves,
@@ -33,7 +35,8 @@ __all__ = ["PLOTS", "NoDataError", "PlotContext", "UnknownPlotError", "figure_by
 
 _MODULES: tuple[ModuleType, ...] = (
     shape_bias_matrix, shape_bias_box, error_consistency, layer_stats, texture_discriminability,
-    reconstructions, loss_curves, gram_heatmaps, visualizations, exemplars, dislocators, study_over_time,
+    reconstructions, loss_curves, gram_heatmaps, visualizations, exemplars, gram_clusters, feature_maps, dislocators,
+    study_over_time,
 )
 #: Figure modules by ``NAME``, in report order.
 PLOTS: dict[str, ModuleType] = {m.NAME: m for m in _MODULES}
