@@ -106,3 +106,27 @@ def test_cluster_objectives_and_spec_errors():
         parse_objective("channel:g:x")
     with pytest.raises(ObjectiveError, match="has 4 channels"):
         parse_objective("channel:g:9").check(4)
+
+
+def test_cluster_correlation_raises_the_within_cluster_gram_above_every_input_texture():
+    """Issue 22: `cluster-correlation` on a cluster of differently tuned channels (0, 45 and 90 degrees)
+    synthesises an image whose normalised Gram entries among them exceed those of every input texture (the
+    bundled cue-conflict stimuli), computed here in float64 from the definition G_ij / sqrt(G_ii G_jj)."""
+    from pathlib import Path
+
+    from nstcore.images import load_image, pil_to_tensor, resize_shorter
+
+    cluster = [0, 1, 2]
+
+    def within(image: torch.Tensor) -> float:
+        with torch.no_grad():
+            f = GaborNet()(image[None], ["g"])["g"][0, cluster].double().flatten(1).numpy()
+        g = f @ f.T / f.shape[1]
+        c = g / np.sqrt(np.outer(np.diag(g), np.diag(g)))
+        return float((c.sum() - np.trace(c)) / (len(cluster) * (len(cluster) - 1)))
+
+    stimuli = sorted((Path(__file__).resolve().parents[1] / "data" / "cue-conflict").rglob("*.png"))[::24]
+    inputs = [within(pil_to_tensor(resize_shorter(load_image(p), 64))[:, :64, :64]) for p in stimuli]
+    result = render(GaborNet(), [parse_objective("channels-correlation:g:0,1,2")], size=64, steps=200, lr=0.05,
+                    param="pixel", transforms="none")
+    assert len(inputs) == 10 and within(result.images[0]) > max(inputs), (within(result.images[0]), inputs)
