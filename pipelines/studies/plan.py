@@ -65,7 +65,7 @@ def runs_by_task(store: Store) -> dict[tuple[str, str], list[str]]:
     return out
 
 
-def _read_columns(store: Store, table: str, run_ids: list[str], columns: list[str]) -> list[dict]:
+def read_columns(store: Store, table: str, run_ids: list[str], columns: list[str]) -> list[dict]:
     """``columns`` of ``table`` over ``run_ids`` (through the store: unreadable parts are skipped, named)."""
     from analysis.schemas import TABLES
 
@@ -89,10 +89,10 @@ def plan_task(task: Task, store: Store, index: dict[tuple[str, str], list[str]],
     items = collect_images([task.dataset.path], dataset=task.dataset.name)
     runs = index.get((task.operation.kind, key), [])
     sha = weights_sha256(task)
-    done_ids = {r["image_id"] for r in _read_columns(store, table, runs, ["image_id", "weights_sha256"])
+    done_ids = {r["image_id"] for r in read_columns(store, table, runs, ["image_id", "weights_sha256"])
                 if sha is None or r.get("weights_sha256") in (None, sha)}
     failed_inputs = set() if retry_failed else {
-        r["input"] for r in _read_columns(store, "errors", runs, ["input", "stage"]) if r.get("stage") in ("load", "compute")}
+        r["input"] for r in read_columns(store, "errors", runs, ["input", "stage"]) if r.get("stage") in ("load", "compute")}
     done, failed, missing = 0, [], []
     for item in items:
         try:

@@ -23,7 +23,7 @@ from typing import Any, Iterator
 
 from pipelines.runner import config_json
 from pipelines.store import Store
-from pipelines.studies.plan import TaskPlan, _read_columns
+from pipelines.studies.plan import TaskPlan, read_columns
 from pipelines.studies.spec import DatasetSpec, OperationSpec, SpecError, StudySpec
 from pipelines.studies.sweep_spec import SweepCell
 from pipelines.studies.tasks import Task, task_key, weights_sha256
@@ -146,9 +146,9 @@ def plan_cells(spec: StudySpec, store: Store, index: dict, pairs: list[dict], *,
         key = task_key("stylize", config_json(config))
         runs = index.get(("stylize", key), [])
         done_keys = {(r["content_image_id"], r["style_image_id"])
-                     for r in _read_columns(store, "stimuli", runs, ["content_image_id", "style_image_id"])}
+                     for r in read_columns(store, "stimuli", runs, ["content_image_id", "style_image_id"])}
         failed_inputs = set() if retry_failed else {
-            r["input"] for r in _read_columns(store, "errors", runs, ["input", "stage"]) if r.get("stage") in ("load", "compute")}
+            r["input"] for r in read_columns(store, "errors", runs, ["input", "stage"]) if r.get("stage") in ("load", "compute")}
         done, failed, missing = 0, [], []
         for pair in pairs:
             if _pair_key(pair) in done_keys:
@@ -168,7 +168,7 @@ def sweep_stimuli(store: Store, cell_plans: list[TaskPlan], pairs: list[dict]) -
     keys = {_pair_key(p) for p in pairs}
     out: dict[tuple, dict] = {}
     for plan in cell_plans:
-        rows = _read_columns(store, "stimuli", plan.runs, ["run_id", "stimulus_id", "content_image_id",
+        rows = read_columns(store, "stimuli", plan.runs, ["run_id", "stimulus_id", "content_image_id",
                                                             "style_image_id", "image", "shape_category",
                                                             "texture_category", "path"])
         for r in rows:
@@ -192,7 +192,7 @@ def plan_classifiers(spec: StudySpec, store: Store, index: dict, cell_plans: lis
         key = task_key("classify", config_json(classify_config(spec, classifier)))
         runs = index.get(("classify", key), [])
         sha = weights_sha256(task)
-        done_ids = {r["image_id"] for r in _read_columns(store, "trials", runs, ["image_id", "weights_sha256"])
+        done_ids = {r["image_id"] for r in read_columns(store, "trials", runs, ["image_id", "weights_sha256"])
                     if sha is None or r.get("weights_sha256") in (None, sha)}
         done = sum(1 for r in stimuli if r["stimulus_id"] in done_ids)  # per (cell, pair), like n_images
         unique: dict[str, dict] = {}
