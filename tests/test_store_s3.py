@@ -142,3 +142,29 @@ def test_s3_store_writes_views_and_check(s3_endpoint, s3_env, request):
     assert store_check(store=uri, quarantine=True, echo=lines.append) == 0
     assert f"quarantine/tables/trials/run_id={rid}/zero.parquet" in _keys(store)
     assert f"tables/trials/run_id={rid}/zero.parquet" not in _keys(store)
+
+
+def test_sweep_reads_its_stimuli_from_an_s3_store(s3_endpoint, s3_env, request, tmp_path):
+    """A `[sweep]`'s classify step reads the generated stimuli through the store: on S3 they are fetched into
+    a scratch folder, byte-identical, named after the stimulus, with their categories in the manifest."""
+    import csv
+    import hashlib
+    from contextlib import ExitStack
+
+    from pipelines.studies.plan import TaskPlan
+    from pipelines.studies.sweep import stimuli_manifest
+
+    uri = f"s3://{BUCKET}/{request.node.name}?endpoint_override={s3_endpoint}&scheme=http&region=us-east-1"
+    store = Store(uri)
+    data = (Path(__file__).resolve().parents[1] / "data" / "cue-conflict" / "cat" / "cat1-airplane1.png").read_bytes()
+    rel = store.write_image(data)
+    sid = hashlib.sha256(data).hexdigest()
+    plan = TaskPlan(task=None, key="k", table="trials", n_images=1, done=0, failed=[],
+                    missing=[{"stimulus_id": sid, "path": rel, "image": "cat1-knife2.png", "shape_category": "cat",
+                              "texture_category": "knife"}])
+    with ExitStack() as scratch:
+        manifest = stimuli_manifest(store, plan, scratch, "sweep:s3")
+        (row,) = list(csv.DictReader(open(manifest, encoding="utf-8")))
+        assert Path(row["path"]).name == "cat1-knife2.png" and Path(row["path"]).read_bytes() == data
+        assert (row["shape_category"], row["texture_category"], row["dataset"]) == ("cat", "knife", "sweep:s3")
+    assert not Path(manifest).exists()  # the scratch folder goes with the run
