@@ -27,7 +27,7 @@ from torch import Tensor
 
 from nstcore.backbones import FeatureExtractor
 from nstcore.metrics import normalized_feature_error, ssim
-from nstcore.stats.sliced_wasserstein import random_directions, sorted_quantiles
+from nstcore.stats.sliced_wasserstein import random_directions, sort_last, sorted_quantiles
 
 __all__ = ["REFERENCE_METRICS", "reference_layers", "reference_metrics"]
 
@@ -62,8 +62,8 @@ def _mean_std(f: Tensor) -> Tensor:
 
 
 def _sliced_wasserstein(fx: Tensor, fs: Tensor, directions: Tensor) -> Tensor:
-    mine = torch.sort(torch.einsum("pc,bcm->bpm", directions, fx), dim=2).values
-    theirs = sorted_quantiles(torch.sort(torch.einsum("pc,bcm->bpm", directions, fs), dim=2).values, fx.shape[2])
+    mine = sort_last(torch.einsum("pc,bcm->bpm", directions, fx))
+    theirs = sorted_quantiles(sort_last(torch.einsum("pc,bcm->bpm", directions, fs)), fx.shape[2])
     num = (mine - theirs).square().mean(dim=(1, 2))
     den = theirs.square().mean(dim=(1, 2))
     return torch.where(den > 0, num / den, torch.full_like(den, float("nan")))

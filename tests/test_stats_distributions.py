@@ -163,3 +163,20 @@ def test_fixed_directions_reuse_the_sorted_target_until_it_changes():
     target.mul_(2.0)  # changed in place: the cached projections must not be used
     fresh = get_statistic("sliced_wasserstein", projections=8, seed=4)
     assert torch.equal(fixed.loss(x, target), fresh.loss(x, fresh.target(t * 2.0)))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_sort_last_equals_torch_sort_in_values_and_gradient(dtype):
+    """The sliced Wasserstein distance sorts with numpy on CPU (SIMD; BENCHMARKS.md): same values as
+    torch.sort, and the same gradient (back through the permutation)."""
+    from nstcore.stats.sliced_wasserstein import sort_last
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 257, generator=g, dtype=dtype, requires_grad=True)
+    upstream = torch.randn(2, 3, 257, generator=g, dtype=dtype)
+    ours = sort_last(x)
+    (grad_ours,) = torch.autograd.grad((ours * upstream).sum(), x)
+    ref = torch.sort(x, dim=-1).values
+    (grad_ref,) = torch.autograd.grad((ref * upstream).sum(), x)
+    assert torch.equal(ours.detach(), ref.detach()) and torch.equal(grad_ours, grad_ref)
+    assert torch.equal(sort_last(x.detach()), ref.detach())  # no grad: the values only
