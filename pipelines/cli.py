@@ -327,19 +327,6 @@ def store_check(
     raise typer.Exit(code=check(store=store, quarantine=quarantine, echo=typer.echo))
 
 
-@app.command("stats")
-def stats() -> None:
-    """The style statistics (`--statistic` of stylize and of reconstruct --kind texture): name, what it matches, default options."""
-    from rich.table import Table
-
-    from nstcore.stats import describe_statistics
-
-    table = Table("statistic", "what it matches", "default options", show_lines=False)
-    for name, doc, options in describe_statistics():
-        table.add_row(name, doc, ", ".join(f"{k}={v}" for k, v in options.items()))
-    console.print(table)
-
-
 @store_app.command("compact")
 @friendly
 def store_compact(
@@ -391,10 +378,11 @@ def quickstart(
         raise typer.Exit(code=EXIT_PARTIAL)
 
 
-from pipelines import commands_report, commands_visualize  # noqa: E402  (registered below)
+from pipelines import commands_models, commands_report, commands_visualize  # noqa: E402  (registered below)
 
 commands_report.register(app)
 commands_visualize.register(app)
+commands_models.register(app)
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -1,12 +1,12 @@
-"""Command functions for ``texprobe models [NAME --layers]`` and ``texprobe export-mvh`` (plain functions:
-``pipelines/cli.py`` registers them and prints what they return; bad input raises a one-line error)."""
+"""Command functions for ``texprobe models [NAME --layers]``, ``texprobe stats`` and ``texprobe export-mvh`` (plain
+functions: ``pipelines/cli.py`` registers them and prints what they return; bad input raises a one-line error)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-__all__ = ["models_command", "export_mvh_command"]
+__all__ = ["models_command", "export_mvh_command", "register", "stats"]
 
 
 def _table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
@@ -80,3 +80,21 @@ def export_mvh_command(*, store: str | os.PathLike[str], out: str | os.PathLike[
     lines = [f"{f.path}  ({f.n_trials} trials; observer {f.observer}, dataset {f.dataset})" for f in files]
     lines.append(f"wrote {len(files)} file(s) to {Path(out)}; model-vs-human reads them from raw-data/<dataset>/")
     return "\n".join(lines)
+
+
+def stats() -> None:
+    """The style statistics `--statistic` accepts (stylize, reconstruct --kind texture, grams, a study's [sweep]):
+    name, what it matches, default options."""
+    from rich.table import Table
+
+    from nstcore.stats import describe_statistics
+    from pipelines.reporting import console
+
+    table = Table("statistic", "what it matches", "default options", show_lines=False)
+    for name, doc, options in describe_statistics():
+        table.add_row(name, doc, ", ".join(f"{k}={v}" for k, v in options.items()))
+    console.print(table)
+
+
+def register(app) -> None:
+    app.command("stats")(stats)
