@@ -75,6 +75,31 @@ def test_spec_unknown_layer_is_named(tmp_path: Path):
         load_spec(_write(tmp_path, text))
 
 
+@pytest.mark.parametrize(("statistics", "expected"), [
+    ('["mean_std", "gramm"]', "operations[0].settings.statistics: efficientnet_lite0: --statistic gramm: unknown"),
+    ('["sliced_wasserstein"]', "operations[0].settings.statistics: efficientnet_lite0: --statistic sliced_wasserstein: "
+                               "it keeps the feature vectors"),
+    ("3", "operations[0].settings.statistics: give a list of names"),
+])
+def test_spec_grams_statistics_are_checked(tmp_path: Path, statistics: str, expected: str):
+    (tmp_path / "images").mkdir()
+    text = SPEC.format(extra="").replace('kind = "classify"', 'kind = "grams"').replace(
+        "batch_size = 4", f"statistics = {statistics}")
+    with pytest.raises(SpecError) as err:
+        load_spec(_write(tmp_path, text))
+    assert "line 18, " + expected in " ".join(str(err.value).split())
+
+
+def test_spec_grams_statistics_reach_the_config(tmp_path: Path):
+    from pipelines.studies.tasks import build_config, tasks
+
+    (tmp_path / "images").mkdir()
+    text = SPEC.format(extra="").replace('kind = "classify"', 'kind = "grams"').replace(
+        "batch_size = 4", 'statistics = ["mean_std", "moments:3"]')
+    (task,) = tasks(load_spec(_write(tmp_path, text)))
+    assert build_config(task, (str(tmp_path / "images"),)).statistics == ("mean_std", "moments:3")
+
+
 def test_spec_cli_error_is_one_line(tmp_path: Path):
     (tmp_path / "images").mkdir()
     path = _write(tmp_path, SPEC.format(extra="").replace("batch_size = 4", "batch_size = 0"))

@@ -18,11 +18,12 @@ EXECUTION_FIELDS = frozenset({"inputs", "content", "style", "batch_size", "unit_
 
 _INT, _FLOAT, _BOOL, _STR = int, float, bool, str
 _LAYERS = "layers"  # a comma-separated string or a list of names
+_NAMES = "names"  # a list of strings (or one string): a tuple
 #: operation -> setting -> type or tuple of allowed values (CLI option names, '-' or '_').
 SETTINGS: dict[str, dict[str, Any]] = {
     "classify": {"seed": _INT, "resize": _STR, "batch_size": _INT, "unit_size": _INT, "bf16": _BOOL,
                  "channels_last": _BOOL},
-    "grams": {"layers": _LAYERS, "size": _INT, "normalization": ("hw", "chw", "none"), "stats_only": _BOOL,
+    "grams": {"layers": _LAYERS, "statistics": _NAMES, "size": _INT, "normalization": ("hw", "chw", "none"), "stats_only": _BOOL,
               "pooling": ("max", "avg"), "seed": _INT, "batch_size": _INT, "unit_size": _INT, "bf16": _BOOL,
               "channels_last": _BOOL},
     "reconstruct": {"kind": ("content", "texture"), "layers": _LAYERS, "size": _INT, "steps": _INT, "seed": _INT,
@@ -76,6 +77,11 @@ def checked_settings(allowed: dict[str, Any], settings: dict, *, where: str, wha
                 value = ",".join(value)
             elif not isinstance(value, str):
                 raise SpecError(f"{at}: give layer names as a list of strings, a comma-separated string or 'all'")
+        elif kind is _NAMES:
+            value = [value] if isinstance(value, str) else value
+            if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+                raise SpecError(f"{at}: give a list of names, e.g. [\"mean_std\", \"skewness\"]")
+            value = tuple(value)
         elif isinstance(kind, tuple):
             if value not in kind:
                 raise SpecError(f"{at}: {value!r} is not one of {', '.join(kind)}")
@@ -131,7 +137,8 @@ def check_settings(spec: "StudySpec", op: "OperationSpec") -> None:
             raise
         except (NstcoreError, TexprobeError) as exc:
             text = " ".join(str(exc).split())
-            key = "settings.layers" if "layer" in text.lower() else "models"
+            key = ("settings.statistics" if text.startswith("--statistic") else
+                   "settings.layers" if "layer" in text.lower() else "models")
             raise SpecError(f"operations[{op.index}].{key}: {model_id}: {text}") from None
 
 
