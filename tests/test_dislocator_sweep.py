@@ -187,3 +187,16 @@ def test_sweep_runs_incrementally_and_its_view_matches_the_tables(ray_cluster, t
                                                                                       e["texture"])
         assert r["ref_gram"] == pytest.approx(sum(e["gram"]) / len(e["gram"]))
         assert r["dataset"] == "sweep:sweep-test" and r["classifier"] == "efficientnet_lite0"
+
+
+def test_a_sweep_without_conflicting_pairs_is_one_line(tmp_path: Path):
+    import shutil
+
+    only_cats = tmp_path / "cats"
+    only_cats.mkdir()
+    shutil.copyfile(REPO / "data" / "cue-conflict" / "cat" / "cat4-cat3.png", only_cats / "cat4-cat3.png")
+    path = _spec(tmp_path, replace=(str(REPO / "data" / "cue-conflict"), str(only_cats)))
+    res = CliRunner().invoke(app, ["study", "status", str(path)])
+    text = " ".join(res.output.split())
+    assert res.exit_code == 2 and "[sweep] cc x cc: no (content, style) pair to generate" in text
+    assert 'or set pairs = "all"' in text and "Traceback" not in res.output

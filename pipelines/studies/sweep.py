@@ -100,13 +100,18 @@ def check_sweep(spec: StudySpec) -> None:
 def chosen_pairs(spec: StudySpec) -> list[dict]:
     """The sweep's (content, style) pairs: every conflicting (or every) pair, or a sample of ``pairs`` of
     the conflicting ones drawn with ``seed`` from the name-sorted list (the same pairs for every cell)."""
-    from pipelines.imagesets import collect_images
+    from pipelines.imagesets import ImageSetError, collect_images
     from pipelines.ops.pairs import make_pairs
 
     sweep = spec.sweep
     contents = collect_images([spec.datasets[sweep.content].path], dataset=sweep.content)
     styles = _one_per_texture(collect_images([spec.datasets[sweep.style].path], dataset=sweep.style))
-    pairs = sorted(make_pairs(contents, styles, "all" if sweep.pairs == "all" else "conflict"), key=lambda p: p["name"])
+    try:
+        pairs = sorted(make_pairs(contents, styles, "all" if sweep.pairs == "all" else "conflict"),
+                       key=lambda p: p["name"])
+    except ImageSetError as exc:  # make_pairs speaks of --pairs: say where it comes from here
+        text = str(exc).replace("--pairs conflict: ", "").replace("or use --pairs all", 'or set pairs = "all"')
+        raise ImageSetError(f"{spec.path}, [sweep] {sweep.content} x {sweep.style}: {text}") from None
     if isinstance(sweep.pairs, int) and sweep.pairs < len(pairs):
         pairs = sorted(random.Random(sweep.seed).sample(pairs, sweep.pairs), key=lambda p: p["name"])
     return pairs
