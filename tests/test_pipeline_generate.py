@@ -65,6 +65,22 @@ def test_pairs_conflict_all_and_csv(content_style, tmp_path):
         make_pairs(c, [], "conflict")
 
 
+def test_cue_conflict_stimuli_as_contents_give_geirhos_names(tmp_path):
+    """A stimulus '<shape><n>-<texture><m>.png' used as a content stands for its shape part, as one used as
+    a style stands for its texture part: the output '<shape><n>-<texture><m>.png' is what the views parse
+    (its texture source '<texture><m>'), not 'boat4-boat3-knife1.png'."""
+    from pipelines.imagesets import collect_images
+
+    for folder, names in (("content", ["boat4-boat3.png", "cat9-cat3.png"]), ("style", ["airplane4-knife1.png"])):
+        (tmp_path / folder).mkdir()
+        for name in names:
+            shape = name.split("-")[0].rstrip("0123456789")
+            shutil.copyfile(REPO / "data" / "cue-conflict" / shape / name, tmp_path / folder / name)
+    pairs = make_pairs(collect_images([tmp_path / "content"]), collect_images([tmp_path / "style"]), "conflict")
+    assert sorted(p["name"] for p in pairs) == ["boat4-knife1.png", "cat9-knife1.png"]
+    assert {(p["shape"], p["texture"]) for p in pairs} == {("boat", "knife"), ("cat", "knife")}
+
+
 @pytest.mark.ray
 def test_stylize_writes_stimuli_and_classifies_them(ray_cluster, content_style, tmp_path):
     content, style = content_style

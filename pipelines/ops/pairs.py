@@ -1,5 +1,6 @@
 """(content, style) pairs for ``stylize``: every conflicting pair, every pair, or a CSV's list; each
-output is named ``<shape><n>-<texture><m>.png`` after its content and its style's texture part."""
+output is named ``<shape><n>-<texture><m>.png`` after its content (a stimulus: its shape part) and its style's
+texture part."""
 
 from __future__ import annotations
 
@@ -8,14 +9,29 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from pipelines.imagesets import ImageItem, ImageSetError
+from pipelines.imagesets import ImageItem, ImageSetError, parse_stimulus_name
 
 
 def _stem(item: ImageItem) -> str:
     return Path(item.image).stem
 
 
-def _style_stem(item: ImageItem) -> str:
+def content_stem(item: ImageItem) -> str:
+    """A content image's name part: for a cue-conflict stimulus '<shape><n>-<texture><m>.png' used as a
+    content, its shape part '<shape><n>' (its content source), so outputs are '<shape><n>-<texture><m>.png'
+    that the views parse like Geirhos' own."""
+    stem = _stem(item)
+    if "-" in stem:
+        try:
+            texture = parse_stimulus_name(item.image)[1]
+        except ImageSetError:
+            texture = None
+        if texture is not None:
+            return stem.rsplit("-", 1)[0]
+    return stem
+
+
+def style_stem(item: ImageItem) -> str:
     """A style image's name part: for a cue-conflict stimulus '<shape><n>-<texture><m>.png' used as a
     style, its texture part '<texture><m>' (so outputs stay '<shape><n>-<texture><m>.png')."""
     stem = _stem(item)
@@ -55,7 +71,7 @@ def make_pairs(contents: Sequence[ImageItem], styles: Sequence[ImageItem], pairs
         )
     out, seen = [], {}
     for c, s in chosen:
-        name = f"{_stem(c)}-{_style_stem(s)}.png"
+        name = f"{content_stem(c)}-{style_stem(s)}.png"
         if name in seen and seen[name] != (c.path, s.path):
             raise ImageSetError(
                 f"two pairs would both be named {name!r} ({seen[name]} and {(c.path, s.path)}); give the "

@@ -101,11 +101,12 @@ def chosen_pairs(spec: StudySpec) -> list[dict]:
     """The sweep's (content, style) pairs: every conflicting (or every) pair, or a sample of ``pairs`` of
     the conflicting ones drawn with ``seed`` from the name-sorted list (the same pairs for every cell)."""
     from pipelines.imagesets import ImageSetError, collect_images
-    from pipelines.ops.pairs import make_pairs
+    from pipelines.ops.pairs import content_stem, style_stem, make_pairs
 
     sweep = spec.sweep
-    contents = collect_images([spec.datasets[sweep.content].path], dataset=sweep.content)
-    styles = _one_per_texture(collect_images([spec.datasets[sweep.style].path], dataset=sweep.style))
+    contents = _one_per_source(collect_images([spec.datasets[sweep.content].path], dataset=sweep.content),
+                               content_stem)
+    styles = _one_per_source(collect_images([spec.datasets[sweep.style].path], dataset=sweep.style), style_stem)
     try:
         pairs = sorted(make_pairs(contents, styles, "all" if sweep.pairs == "all" else "conflict"),
                        key=lambda p: p["name"])
@@ -117,15 +118,14 @@ def chosen_pairs(spec: StudySpec) -> list[dict]:
     return pairs
 
 
-def _one_per_texture(styles: list) -> list:
-    """One style image per texture source: cue-conflict stimuli '<shape><n>-<texture><m>.png' used as styles
-    share their texture part '<texture><m>' (the same texture image, stylised onto several contents); the
-    first by path stands for it, so outputs stay uniquely named '<content>-<texture><m>.png'."""
-    from pipelines.ops.pairs import _style_stem
-
+def _one_per_source(items: list, stem: Any) -> list:
+    """One image per source: cue-conflict stimuli '<shape><n>-<texture><m>.png' share their content part
+    '<shape><n>' (one content image stylised with several textures) and their texture part '<texture><m>';
+    the first by path stands for its source, so every output is uniquely named '<shape><n>-<texture><m>.png'
+    (``stem``: :func:`~pipelines.ops.pairs.content_stem` or ``style_stem``)."""
     first: dict[str, Any] = {}
-    for item in sorted(styles, key=lambda it: it.path):
-        first.setdefault(_style_stem(item), item)
+    for item in sorted(items, key=lambda it: it.path):
+        first.setdefault(stem(item), item)
     return list(first.values())
 
 
