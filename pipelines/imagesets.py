@@ -22,7 +22,6 @@ where it would have loaded the image. File names that are not UTF-8 keep their s
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import functools
 import hashlib
@@ -33,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.keyset import SpillSet
+from pipelines.manifest_rows import MANIFEST_SUFFIXES, ManifestReadError, manifest_rows
 from pipelines.input_walk import (
     INPUT_ERRORS,
     BadNameError,
@@ -203,56 +203,49 @@ def read_manifest(csv_path: str | os.PathLike[str]) -> list[ImageItem]:
 
 
 def iter_manifest(csv_path: str | os.PathLike[str]) -> Iterator[ImageItem]:
-    """Images and labels from a CSV manifest, streamed row by row.
+    """Images and labels from a CSV or Parquet manifest (:mod:`pipelines.manifest_rows`), streamed.
 
-    The header must name ``path`` and ``shape_category``; ``texture_category`` (may be empty) and
+    The columns must include ``path`` and ``shape_category``; ``texture_category`` (may be empty) and
     ``dataset`` are optional; other columns are ignored. Relative paths are resolved against the
     manifest's folder. The dataset defaults to the manifest's folder name.
     """
     csv_path = Path(csv_path).expanduser().absolute()
     folder = csv_path.parent
     default_dataset = folder.name or "images"
+    required = ("path", "shape_category")
     try:
-        handle = open(csv_path, newline="", encoding="utf-8-sig")
-    except OSError as exc:
-        raise ImageSetError(f"cannot read manifest {str(csv_path)!r}: {exc.strerror}") from exc
-    with handle:
-        reader = csv.DictReader(handle)
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        reader.fieldnames = header
-        missing = [c for c in ("path", "shape_category") if c not in header]
-        if missing:
+        header, rows = manifest_rows(csv_path, required)
+    except ManifestReadError as exc:
+        raise ImageSetError(f"cannot read manifest {str(csv_path)!r}: {exc}") from exc
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise ImageSetError(
+            f"manifest {str(csv_path)!r}, {'line 1' if csv_path.suffix.lower() == '.csv' else 'schema'}: missing "
+            f"column(s) {missing} in {header}; a manifest names the columns path, shape_category and, "
+            "optionally, texture_category and dataset"
+        )
+    for where, row in rows:
+        raw_path = (row.get("path") or "").strip()
+        if not raw_path:
+            raise ImageSetError(f"{where}, column 'path': empty; give the image's file path")
+        shape = _category_cell(row.get("shape_category"), f"{where}, column 'shape_category'")
+        texture = _category_cell(row.get("texture_category"), f"{where}, column 'texture_category'")
+        path = Path(raw_path).expanduser()
+        if not path.is_absolute():
+            path = folder / path
+        if not path.is_file():
             raise ImageSetError(
-                f"manifest {str(csv_path)!r}, line 1: missing column(s) {missing} in header "
-                f"{header}; the first line must name the columns path, shape_category and, "
-                "optionally, texture_category"
+                f"{where}, column 'path': file not found: {str(path)!r}; relative paths are "
+                f"resolved against the manifest's folder {str(folder)!r}"
             )
-        for row in reader:
-            line = reader.line_num
-            where = f"manifest {str(csv_path)!r}, line {line}"
-            raw_path = (row.get("path") or "").strip()
-            if not raw_path:
-                raise ImageSetError(f"{where}, column 'path': empty; give the image's file path")
-            shape = _category_cell(row.get("shape_category"), f"{where}, column 'shape_category'")
-            texture = _category_cell(
-                row.get("texture_category"), f"{where}, column 'texture_category'"
-            )
-            path = Path(raw_path).expanduser()
-            if not path.is_absolute():
-                path = folder / path
-            if not path.is_file():
-                raise ImageSetError(
-                    f"{where}, column 'path': file not found: {str(path)!r}; relative paths are "
-                    f"resolved against the manifest's folder {str(folder)!r}"
-                )
-            dataset = (row.get("dataset") or "").strip() or default_dataset
-            yield ImageItem(
-                path=os.path.abspath(path),
-                image=safe_text(path.name),
-                shape_category=shape,
-                texture_category=texture,
-                dataset=dataset,
-            )
+        dataset = (row.get("dataset") or "").strip() or default_dataset
+        yield ImageItem(
+            path=os.path.abspath(path),
+            image=safe_text(path.name),
+            shape_category=shape,
+            texture_category=texture,
+            dataset=dataset,
+        )
 
 
 def _problem_item(problem: InputError, *, dataset: str) -> ImageItem:
@@ -301,7 +294,7 @@ def iter_images(
     """Labelled images from directories, CSV manifests and single files, in a stable order, streamed.
 
     Directories are walked recursively (sorted) for image suffixes (:data:`IMAGE_EXTENSIONS`, any
-    case); a ``.csv`` input is a manifest (:func:`read_manifest`); any other file is one item.
+    case); a ``.csv`` or ``.parquet`` input is a manifest (:func:`iter_manifest`); any other file is one item.
     Items keep input order; a path seen twice (also through a link) is kept once, while two files
     with identical bytes are two items (with the same ``image_id``). ``dataset`` overrides the
     default, which is the input folder's name (``data/edges`` -> ``edges``; a file's parent folder).
@@ -353,7 +346,7 @@ def _entries(paths: list[Path], dataset: str | None) -> Iterator[tuple[str, Imag
                     "point to the folder that holds the images"
                 )
         elif path.is_file():
-            if path.suffix.lower() == ".csv":
+            if path.suffix.lower() in MANIFEST_SUFFIXES:
                 for item in iter_manifest(path):
                     if dataset is not None and item.dataset != dataset:
                         item = dataclasses.replace(item, dataset=dataset)

@@ -287,3 +287,52 @@ def test_link_problems_given_as_arguments_are_entries_not_aborts(tmp_path):
     assert [i.error_type for i in collect_images([folder])] == ["SymlinkLoopError"]
     with pytest.raises(ImageSetError, match="does not exist"):
         collect_images([tmp_path / "typo"])  # a plain missing argument is still a user error
+
+
+def _parquet_manifest(path, columns: dict) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table(columns), path, row_group_size=2)  # several row groups: read batch by batch
+    return path
+
+
+def test_parquet_manifest_equals_the_same_csv_manifest(tmp_path):
+    """Issue 20 part 1: a Parquet manifest (a dataset's listing at scale) gives the items its CSV twin gives:
+    paths resolved against its folder, categories, empty texture cells as None, per-row datasets."""
+    (tmp_path / "img").mkdir()
+    for name in ("cat7.png", "dog2.png", "cat1-dog3.png"):
+        (tmp_path / "img" / name).write_bytes(PNG)
+    rows = {"path": ["img/cat7.png", str(tmp_path / "img" / "dog2.png"), "img/cat1-dog3.png"],
+            "shape_category": ["cat", "dog", "cat"], "texture_category": [None, "", "dog"],
+            "dataset": [None, "mine", None], "extra": [1, 2, 3]}
+    parquet = _parquet_manifest(tmp_path / "m.parquet", rows)
+    csv_text = "path,shape_category,texture_category,dataset\n" + "".join(
+        f"{p},{s},{t or ''},{d or ''}\n" for p, s, t, d in zip(rows["path"], rows["shape_category"],
+                                                              rows["texture_category"], rows["dataset"]))
+    twin = write(tmp_path / "m.csv", csv_text)
+    assert read_manifest(parquet) == read_manifest(twin)
+    assert collect_images([parquet]) == collect_images([twin])
+    items = read_manifest(parquet)
+    assert [(i.image, i.texture_category, i.dataset) for i in items] == [
+        ("cat7.png", None, tmp_path.name), ("dog2.png", None, "mine"), ("cat1-dog3.png", "dog", tmp_path.name)]
+
+
+@pytest.mark.parametrize(("columns", "needles"), [
+    ({"file": ["a.png"], "shape_category": ["cat"]}, ["schema", "missing column(s) ['path']"]),
+    ({"path": ["a.png", "b.png"], "shape_category": ["cat", "cat"]}, ["row 2", "'path'", "b.png", "not found"]),
+    ({"path": ["a.png"], "shape_category": ["cow"]}, ["row 1", "shape_category", "cow"]),
+])
+def test_parquet_manifest_errors_name_the_row(tmp_path, columns, needles):
+    (tmp_path / "a.png").write_bytes(PNG)
+    manifest = _parquet_manifest(tmp_path / "bad.parquet", columns)
+    with pytest.raises(ImageSetError) as info:
+        read_manifest(manifest)
+    for needle in [str(manifest), *needles]:
+        assert needle in str(info.value)
+
+
+def test_a_file_named_parquet_that_is_not_one_is_one_line(tmp_path):
+    bad = write(tmp_path / "x.parquet", "path,shape_category\n")
+    with pytest.raises(ImageSetError, match="cannot read manifest .*x.parquet.*not a readable Parquet file"):
+        read_manifest(bad)

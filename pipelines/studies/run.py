@@ -35,7 +35,9 @@ def study_placement(spec: StudySpec, *, address: str | None = None, device: str 
 def _inputs(plan: TaskPlan, scratch: ExitStack) -> tuple[str, ...]:
     """The missing images as run inputs: their files, or for a manifest-CSV dataset a CSV of just them
     (so that the manifest's labels are kept)."""
-    if not plan.task.dataset.path.lower().endswith(".csv"):
+    from pipelines.manifest_rows import MANIFEST_SUFFIXES
+
+    if not plan.task.dataset.path.lower().endswith(MANIFEST_SUFFIXES):
         return tuple(item.path for item in plan.missing)
     folder = scratch.enter_context(tempfile.TemporaryDirectory(prefix="texprobe-study-"))
     path = os.path.join(folder, f"{plan.task.dataset.name}.csv")
