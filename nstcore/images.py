@@ -31,12 +31,14 @@ Every failure is an :class:`~nstcore.errors.ImageLoadError` subclass whose ``kin
 from __future__ import annotations
 
 import errno
+import io
 import os
 import re
 import stat
 import tempfile
 from os import PathLike
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -63,6 +65,7 @@ __all__ = [
     "MAX_OUTPUT_PIXELS",
     "MIN_SIDE",
     "load_image",
+    "load_image_bytes",
     "to_rgb",
     "pil_to_tensor",
     "tensor_to_pil",
@@ -119,32 +122,49 @@ def load_image(
     except OSError as exc:
         raise ImageLoadError(p, f"cannot open it ({exc.strerror or exc})") from exc
     with fh:
-        try:
-            img = Image.open(fh)
-        except UnidentifiedImageError as exc:
-            head = _head(p)
-            raise NotAnImageError(p, f"not an image format Pillow can identify (it starts with {head})") from exc
-        except Image.DecompressionBombError as exc:
-            claimed = re.search(r"\((\d+) pixels\)", str(exc))
-            count = f"{int(claimed[1]):,} pixels" if claimed else "too many pixels"
-            raise ImageTooLargeError(
-                p, f"its header claims {count}, over the limit of {max_pixels:,} (a decompression bomb?)"
-            ) from exc
-        except Exception as exc:  # noqa: BLE001 - a hostile header may raise anything
-            raise ImageDecodeError(p, f"corrupt image header ({type(exc).__name__}: {exc})") from exc
-        with img:
-            _check_header(p, img.size, max_pixels=max_pixels, min_side=min_side)
-            try:
-                img.load()
-                out = to_rgb(img)
-            except MemoryError as exc:
-                raise ImageTooLargeError(p, "not enough memory to decode it") from exc
-            except Exception as exc:  # noqa: BLE001 - OSError, SyntaxError, ValueError, EOFError, ...
-                raise ImageDecodeError(
-                    p, f"truncated or corrupt image data ({type(exc).__name__}: {exc})"
-                ) from exc
+        out = _decode(fh, p, head=lambda: _head(p), max_pixels=max_pixels, min_side=min_side)
     out.info[SOURCE_KEY] = str(path)
     return out
+
+
+def load_image_bytes(
+    data: bytes, *, source: str, max_pixels: int = MAX_DECODE_PIXELS, min_side: int = 1
+) -> Image.Image:
+    """:func:`load_image` for an image already in memory (e.g. read from object storage); ``source`` (a URI)
+    names it in every error and in ``info[SOURCE_KEY]``. The same checks and errors as from a file."""
+    if not data:
+        raise ImageEmptyError(source, "it is empty (0 bytes)")
+    out = _decode(io.BytesIO(data), source, head=lambda: repr(bytes(data[:8])), max_pixels=max_pixels,
+                  min_side=min_side)
+    out.info[SOURCE_KEY] = source
+    return out
+
+
+def _decode(fh: Any, p: Any, *, head: Any, max_pixels: int, min_side: int) -> Image.Image:
+    """Open, check the header of and fully decode the image in ``fh`` (errors name ``p``)."""
+    try:
+        img = Image.open(fh)
+    except UnidentifiedImageError as exc:
+        raise NotAnImageError(p, f"not an image format Pillow can identify (it starts with {head()})") from exc
+    except Image.DecompressionBombError as exc:
+        claimed = re.search(r"\((\d+) pixels\)", str(exc))
+        count = f"{int(claimed[1]):,} pixels" if claimed else "too many pixels"
+        raise ImageTooLargeError(
+            p, f"its header claims {count}, over the limit of {max_pixels:,} (a decompression bomb?)"
+        ) from exc
+    except Exception as exc:  # noqa: BLE001 - a hostile header may raise anything
+        raise ImageDecodeError(p, f"corrupt image header ({type(exc).__name__}: {exc})") from exc
+    with img:
+        _check_header(p, img.size, max_pixels=max_pixels, min_side=min_side)
+        try:
+            img.load()
+            return to_rgb(img)
+        except MemoryError as exc:
+            raise ImageTooLargeError(p, "not enough memory to decode it") from exc
+        except Exception as exc:  # noqa: BLE001 - OSError, SyntaxError, ValueError, EOFError, ...
+            raise ImageDecodeError(
+                p, f"truncated or corrupt image data ({type(exc).__name__}: {exc})"
+            ) from exc
 
 
 def _head(path: Path, n: int = 8) -> str:

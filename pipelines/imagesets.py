@@ -33,6 +33,7 @@ from pathlib import Path
 
 from pipelines.keyset import SpillSet
 from pipelines.manifest_rows import MANIFEST_SUFFIXES, ManifestReadError, manifest_rows
+from pipelines.remote_inputs import is_uri, sha256_uri, uri_name
 from pipelines.input_walk import (
     INPUT_ERRORS,
     BadNameError,
@@ -149,8 +150,8 @@ class ImageItem:
         )
 
     def image_id(self) -> str:
-        """The sha256 of the file's bytes (the store's ``image_id``)."""
-        return sha256_file(self.path)
+        """The sha256 of the file's (or object's) bytes (the store's ``image_id``)."""
+        return sha256_uri(self.path) if is_uri(self.path) else sha256_file(self.path)
 
 
 def parse_stimulus_name(name: str) -> tuple[str | None, str | None]:
@@ -230,6 +231,11 @@ def iter_manifest(csv_path: str | os.PathLike[str]) -> Iterator[ImageItem]:
             raise ImageSetError(f"{where}, column 'path': empty; give the image's file path")
         shape = _category_cell(row.get("shape_category"), f"{where}, column 'shape_category'")
         texture = _category_cell(row.get("texture_category"), f"{where}, column 'texture_category'")
+        dataset = (row.get("dataset") or "").strip() or default_dataset
+        if is_uri(raw_path):  # object storage: read where the image loads (pipelines.remote_inputs)
+            yield ImageItem(path=raw_path, image=safe_text(uri_name(raw_path)), shape_category=shape,
+                            texture_category=texture, dataset=dataset)
+            continue
         path = Path(raw_path).expanduser()
         if not path.is_absolute():
             path = folder / path
@@ -238,7 +244,6 @@ def iter_manifest(csv_path: str | os.PathLike[str]) -> Iterator[ImageItem]:
                 f"{where}, column 'path': file not found: {str(path)!r}; relative paths are "
                 f"resolved against the manifest's folder {str(folder)!r}"
             )
-        dataset = (row.get("dataset") or "").strip() or default_dataset
         yield ImageItem(
             path=os.path.abspath(path),
             image=safe_text(path.name),
@@ -350,7 +355,7 @@ def _entries(paths: list[Path], dataset: str | None) -> Iterator[tuple[str, Imag
                 for item in iter_manifest(path):
                     if dataset is not None and item.dataset != dataset:
                         item = dataclasses.replace(item, dataset=dataset)
-                    yield os.path.realpath(item.path), item
+                    yield item.path if is_uri(item.path) else os.path.realpath(item.path), item
             else:
                 problem = check_file(path)
                 name = dataset or safe_text(path.parent.name) or "images"

@@ -168,3 +168,47 @@ def test_sweep_reads_its_stimuli_from_an_s3_store(s3_endpoint, s3_env, request, 
         assert Path(row["path"]).name == "cat1-knife2.png" and Path(row["path"]).read_bytes() == data
         assert (row["shape_category"], row["texture_category"], row["dataset"]) == ("cat", "knife", "sweep:s3")
     assert not Path(manifest).exists()  # the scratch folder goes with the run
+
+
+def test_images_listed_by_uri_are_read_from_object_storage(s3_endpoint, s3_env, request, tmp_path):
+    """Issue 20 part 1: a Parquet manifest of s3:// URIs (a dataset that lives in object storage). The
+    classify op loads each object where it runs (here the generic actor in-process, credentials from the
+    environment): its trials equal those of the same images from local files, image_id is the sha256 of the
+    bytes, and a missing object is one errors row naming its URI."""
+    import hashlib
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipelines.actor import UnitActor
+    from pipelines.imagesets import collect_images
+    from pipelines.ops.base import image_item_dicts, make_units
+    from pipelines.ops.classify import ClassifyConfig
+
+    local = sorted((Path(__file__).resolve().parents[1] / "data" / "cue-conflict" / "cat").glob("*.png"))[:3]
+    bucket = Store(f"s3://{BUCKET}/{request.node.name}?endpoint_override={s3_endpoint}&scheme=http&region=us-east-1")
+    uris = [bucket.image_path(bucket.write_image(p.read_bytes())) for p in local]  # images/<sha256>.png objects
+    missing = uris[0].replace("/images/", "/nowhere/")
+    manifest = tmp_path / "listing.parquet"
+    pq.write_table(pa.table({"path": [*uris, missing], "shape_category": ["cat"] * 4}), manifest)
+
+    items = collect_images([manifest])
+    sha = {hashlib.sha256(p.read_bytes()).hexdigest(): p for p in local}
+    assert [i.path for i in items] == [*uris, missing] and {i.image for i in items[:3]} == {f"{h}.png" for h in sha}
+
+    def classify(entries, name):
+        (unit,) = make_units(image_item_dicts(entries), unit_size=8, key=lambda it: it["path"], salt=name)
+        store = Store(tmp_path / name)
+        actor = UnitActor(op_name="classify", config=ClassifyConfig(inputs=(str(manifest),)), store_root=store.root,
+                          run_id="20260101T000000Z-000003")
+        actor.process(unit)
+        return store.read_table("trials").to_pylist(), store.read_table("errors").to_pylist()
+
+    remote, errors = classify(items, "remote")
+    ours, _ = classify(collect_images(local), "local")
+    by_id = {r["image_id"]: r for r in ours}
+    assert len(remote) == 3 and len(errors) == 1 and errors[0]["input"] == missing
+    assert "no such object" in errors[0]["message"]
+    for r in remote:
+        assert r["image"] == f"{r['image_id']}.png" and r["image_id"] in sha  # the bytes' sha256
+        assert (r["decision"], r["probs16"]) == (by_id[r["image_id"]]["decision"], by_id[r["image_id"]]["probs16"])

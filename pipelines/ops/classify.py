@@ -52,11 +52,12 @@ class ClassifyOp(ImageOperation):
         self.model = self.memory_format(model)
 
     def load(self, item: dict) -> Any:
-        from nstcore.images import MIN_SIDE, load_image
+        from nstcore.images import MIN_SIDE
+        from pipelines.remote_inputs import open_image
 
         it = image_item(item)
         check_item(it)
-        tensor, record = self.model.preprocessing.prepare_recorded(load_image(it.path, min_side=MIN_SIDE))
+        tensor, record = self.model.preprocessing.prepare_recorded(open_image(it.path, min_side=MIN_SIDE))
         return it, it.image_id(), tensor, record
 
     def _probabilities(self, x):

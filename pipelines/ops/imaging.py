@@ -6,7 +6,8 @@ import io
 
 import torch
 
-from nstcore.images import load_image, pil_to_tensor, resize_and_center_crop, tensor_to_pil
+from nstcore.images import pil_to_tensor, resize_and_center_crop, tensor_to_pil
+from pipelines.remote_inputs import open_image
 
 #: Below this many pixels on the shorter side, VGG's five poolings leave nothing (conv5 at 1x1).
 MIN_SIDE = 32
@@ -19,7 +20,7 @@ class TooSmallError(ValueError):
 def load_square(path: str, size: int) -> torch.Tensor:
     """Decode (Pillow; grey/RGBA/palette converted to RGB as nstcore.images states), check the size,
     resize the shorter side to ``size`` and centre-crop to ``size`` x ``size`` -> [3, size, size] in [0, 1]."""
-    img = load_image(path)
+    img = open_image(path)
     if min(img.size) < MIN_SIDE:
         raise TooSmallError(
             f"image {path!r} is {img.size[0]}x{img.size[1]} px; at least {MIN_SIDE} px on the shorter side "
@@ -30,7 +31,7 @@ def load_square(path: str, size: int) -> torch.Tensor:
 
 def load_any(path: str) -> torch.Tensor:
     """Decode at native size (for style images, which the transfer resizes itself)."""
-    img = load_image(path)
+    img = open_image(path)
     if min(img.size) < MIN_SIDE:
         raise TooSmallError(
             f"image {path!r} is {img.size[0]}x{img.size[1]} px; at least {MIN_SIDE} px on the shorter side are needed."
@@ -53,7 +54,7 @@ def load_shorter_side(item: dict, size: int) -> tuple:
 
     it = image_item(item)
     check_item(it)
-    img = load_image(it.path)
+    img = open_image(it.path)
     if size:
         img = resize_shorter(img, size)
     return it, it.image_id(), pil_to_tensor(img)
