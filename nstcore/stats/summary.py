@@ -9,6 +9,8 @@ image size; :func:`has_fixed_size_summary` tells them apart by probing two featu
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import Tensor
 
@@ -19,7 +21,14 @@ __all__ = ["has_fixed_size_summary", "summary_vectors"]
 
 
 def has_fixed_size_summary(statistic: StyleStatistic) -> bool:
-    """Whether ``statistic.target`` has the same size for feature maps of different sizes."""
+    """Whether ``statistic.target`` has the same size for feature maps of different sizes (probed once per
+    statistic class and options)."""
+    return _probe(type(statistic), tuple(sorted(statistic.config().items())))
+
+
+@functools.lru_cache(maxsize=64)
+def _probe(cls: type, options: tuple) -> bool:
+    statistic = cls(**dict(options))
     g = torch.Generator().manual_seed(0)
     small = statistic.target(torch.rand(1, 4, 5, 5, generator=g) + 0.1)
     large = statistic.target(torch.rand(1, 4, 6, 7, generator=g) + 0.1)
