@@ -252,6 +252,7 @@ VISUALIZATIONS = pa.schema([  # pipelines.ops.visualize: one activation-maximisa
     _f("param", _STR),                  # 'fft' | 'pixel'
     _f("transforms", _STR),             # 'standard' | 'none'
     _f("greyscale", pa.bool_()),
+    _f("precision", _STR),              # the network's: 'float32' | 'bfloat16' (--bf16 autocast)
     _f("size", pa.int32()),
     _f("steps", pa.int32()),
     _f("lr", pa.float64()),

@@ -9,7 +9,16 @@ from typing import Annotated, Optional
 
 import typer
 
-from pipelines.cli_options import BatchOpt, RunOptions, WeightsOpt, friendly, run_command, value
+from pipelines.cli_options import (
+    BatchOpt,
+    Bf16Opt,
+    ChannelsLastOpt,
+    RunOptions,
+    WeightsOpt,
+    friendly,
+    run_command,
+    value,
+)
 
 __all__ = ["exemplars", "featuremaps", "gram_clusters", "register", "visualize"]
 
@@ -41,6 +50,8 @@ def visualize(
     start: Annotated[Optional[Path], typer.Option("--from", help="Start from this image (deep dream on an input).")] = None,
     seed: Annotated[int, typer.Option(min=0, help="Objective k starts from noise seed seed + k (and random weights use it).")] = 0,
     batch_size: BatchOpt = 8,
+    bf16: Bf16Opt = False,
+    channels_last: ChannelsLastOpt = False,
     *,
     run: RunOptions,
 ) -> None:
@@ -54,7 +65,7 @@ def visualize(
                               weights=weights, size=size,
                               steps=steps, lr=lr, param=value(param), transforms=value(transforms),
                               greyscale=greyscale, init_image=str(start) if start else None, seed=seed,
-                              batch_size=batch_size)
+                              batch_size=batch_size, bf16=bf16, channels_last=channels_last)
     report = _run("visualize", config, run)
     print_run(report, what=f"{report.counts['visualizations']} visualizations of {len(config.objectives)} objectives")
     console.print(f"images: {run.store}/images/<image_id>.png; rows: SELECT * FROM visualizations "

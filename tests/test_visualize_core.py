@@ -71,6 +71,23 @@ def test_gabor_channels_are_seen_at_their_orientation_and_frequency(param, steps
         assert result.value_end[c] >= 10 * result.value_start[c] > 0, (param, c)
 
 
+def test_bf16_channels_last_network_still_sees_each_gabor_at_its_orientation_and_frequency():
+    """The fast path (network in bf16 autocast, channels_last) optimises the same objective: the known answers
+    hold as in float32, and the features reach the objective as float32."""
+    from nstcore.visualize import with_precision
+
+    net = with_precision(GaborNet(), bf16=True, channels_last=True)
+    assert net(torch.rand(1, 3, 8, 8), ["g"])["g"].dtype == torch.float32
+    result = render(net, [parse_objective(f"channel:g:{c}") for c in range(len(THETAS))], size=64, steps=128,
+                    lr=0.05, param="pixel", transforms="none")
+    for c, (theta, f) in enumerate(zip(THETAS, FREQS)):
+        angle, freq = _orientation_and_frequency(result.images[c])
+        off = abs(angle - theta) % 180
+        assert min(off, 180 - off) <= 10, (c, angle)
+        assert abs(freq / f - 1) <= 0.2, (c, freq)
+        assert result.value_end[c] >= 10 * result.value_start[c] > 0, c
+
+
 def test_batching_does_not_change_an_image_and_transforms_are_per_image():
     objectives = [parse_objective(f"channel:g:{c}") for c in range(4)]
     together = render(GaborNet(), objectives, size=32, steps=12, seeds=[5, 6, 7, 8])

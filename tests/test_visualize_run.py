@@ -60,6 +60,14 @@ def test_visualize_run_lands_rows_and_images(ray_cluster, tmp_path):
     stored = np.asarray(Image.open(store_dir / rows[0][8]), dtype=np.int16)
     again = np.asarray(Image.open(io.BytesIO(png_bytes(alone.images[0]))), dtype=np.int16)
     assert np.abs(stored - again).max() <= 1
+    # --bf16 --channels-last: the network's precision is recorded per row and the objective still rises
+    fast = visualize_config(backbone="efficientnet_lite0", objectives=OBJECTIVES[:1], steps=12, size=64, seed=3,
+                            bf16=True, channels_last=True)
+    assert run_operation("visualize", fast, store=Store(store_dir), show_progress=False).status == "finished"
+    precision = connect(store_dir).execute(
+        "SELECT precision, value_end > value_start FROM visualizations WHERE objective = ? ORDER BY precision",
+        [OBJECTIVES[0]]).fetchall()
+    assert precision == [("bfloat16", True), ("float32", True)]
 
 
 def test_a_bad_objective_is_one_line_and_writes_nothing(tmp_path):

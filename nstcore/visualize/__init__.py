@@ -6,12 +6,14 @@ on a network's activations, with an image parameterisation (:mod:`~nstcore.visua
 a spatial-frequency-scaled, colour-decorrelated Fourier basis) and random robustness transforms
 (:mod:`~nstcore.visualize.transforms`). :func:`~nstcore.visualize.render.render` optimises B objectives in
 one batch, each image with its own optimiser state (one objective never influences another).
-Objectives are plug-ins (:mod:`~nstcore.visualize.objectives`: one file each, one registry line).
+Objectives are plug-ins (:mod:`~nstcore.visualize.objectives`: one file each, one registry line);
+:func:`~nstcore.visualize.precision.with_precision` runs the network in bf16 and/or channels_last.
 """
 
 from __future__ import annotations
 
 from nstcore.visualize.objectives import OBJECTIVES, Objective, parse_objective
+from nstcore.visualize.precision import with_precision
 from nstcore.visualize.render import RenderResult, render
 
-__all__ = ["OBJECTIVES", "Objective", "RenderResult", "parse_objective", "render"]
+__all__ = ["OBJECTIVES", "Objective", "RenderResult", "parse_objective", "render", "with_precision"]

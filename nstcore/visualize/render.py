@@ -38,13 +38,16 @@ def _values(model: Model, x: Tensor, objectives: Sequence[Objective], layers: li
 
 def render(model: Model, objectives: Sequence[Objective], *, size: int = 128, steps: int = 512, lr: float = 0.05,
            param: str = "fft", transforms: str = "standard", greyscale: bool = False, init: Tensor | None = None,
-           seeds: Sequence[int] | None = None) -> RenderResult:
-    """Maximise ``objectives[b]`` with image ``b``; ``model(x, layers) -> {layer: [B, C, H, W]}``."""
+           seeds: Sequence[int] | None = None, device: torch.device | str | None = None) -> RenderResult:
+    """Maximise ``objectives[b]`` with image ``b``; ``model(x, layers) -> {layer: [B, C, H, W]}`` on ``device``
+    (default: ``init``'s, else the CPU). Noise is drawn on the CPU, so a seed gives the same start anywhere."""
     if transforms not in TRANSFORMS:
         raise ValueError(f"transforms {transforms!r}: use one of {', '.join(TRANSFORMS)}")
     seeds = list(seeds) if seeds is not None else list(range(len(objectives)))
     layers = list(dict.fromkeys(obj.layer for obj in objectives))
-    image = ImageParam(kind=param, batch=len(objectives), size=size, seeds=seeds, greyscale=greyscale, init=init)
+    device = torch.device(device if device is not None else init.device if init is not None else "cpu")
+    image = ImageParam(kind=param, batch=len(objectives), size=size, seeds=seeds, greyscale=greyscale,
+                       init=None if init is None else init.cpu()).to(device)
     with torch.no_grad():
         start = _values(model, image(), objectives, layers)
     opt = torch.optim.Adam(image.parameters(), lr=lr)

@@ -34,6 +34,8 @@ class VisualizeConfig:
     init_image: str | None = None
     seed: int = 0
     batch_size: int = 8
+    bf16: bool = False           # the network under bf16 autocast (objective, image and Adam stay float32)
+    channels_last: bool = False  # the network in channels_last memory format
 
 
 #: Objectives resolved from the store's ``gram_clusters`` (``texprobe gram-clusters``) -> the kind they become.
@@ -117,10 +119,15 @@ class VisualizeOp(Operation):
 
     def setup(self, config: VisualizeConfig, device: str) -> None:
         from nstcore.backbones import create_backbone
+        from nstcore.backbones.fold_batchnorm import fold_batchnorm
 
         super().setup(config, device)
-        self.model = create_backbone(config.backbone, weights=config.weights, seed=config.seed, device=device)
-        self.model.eval()
+        model = create_backbone(config.backbone, weights=config.weights, seed=config.seed, device=device)
+        self.model = fold_batchnorm(model.eval())  # the same function, 1.4x faster per step (Lite0)
+        if config.channels_last:
+            import torch
+
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.init = None
         self.init_image_id = None
         if config.init_image is not None:
@@ -138,16 +145,17 @@ class VisualizeOp(Operation):
         return parse_objective(item["objective"])
 
     def compute(self, batch: list[tuple[dict, Any]]) -> dict[str, list[dict]]:
-        from nstcore.visualize import render
+        from nstcore.visualize import render, with_precision
         from pipelines.ops.imaging import png_bytes
 
         cfg = self.config
         objectives = [objective for _, objective in batch]
-        init = None if self.init is None else self.init.expand(len(batch), -1, -1, -1).to(self.device)
-        model = lambda x, layers: self.model(self.model.normalize(x), layers)  # noqa: E731 - images in [0, 1]
+        init = None if self.init is None else self.init.expand(len(batch), -1, -1, -1)
+        model = with_precision(lambda x, layers: self.model(self.model.normalize(x), layers),  # images in [0, 1]
+                               bf16=cfg.bf16, channels_last=cfg.channels_last)
         result = render(model, objectives, size=cfg.size, steps=cfg.steps, lr=cfg.lr, param=cfg.param,
                         transforms=cfg.transforms, greyscale=cfg.greyscale, init=init,
-                        seeds=[item["seed"] for item, _ in batch])
+                        seeds=[item["seed"] for item, _ in batch], device=self.device)
         rows = []
         for b, (item, objective) in enumerate(batch):
             payload = png_bytes(result.images[b])
@@ -157,7 +165,8 @@ class VisualizeOp(Operation):
                 "weights_sha256": self.model.weights_sha256, "objective": item["objective"], "kind": objective.kind,
                 "layer": objective.layer, "layer_index": self.model.layer_index(objective.layer),
                 "channels": list(objective.channels), "param": cfg.param, "transforms": cfg.transforms,
-                "greyscale": cfg.greyscale, "size": cfg.size, "steps": cfg.steps, "lr": cfg.lr, "seed": item["seed"],
+                "greyscale": cfg.greyscale, "precision": "bfloat16" if cfg.bf16 else "float32", "size": cfg.size,
+                "steps": cfg.steps, "lr": cfg.lr, "seed": item["seed"],
                 "init_image_id": self.init_image_id, "value_start": float(result.value_start[b]),
                 "value_end": float(result.value_end[b]), "image_id": path.rsplit("/", 1)[-1].split(".")[0],
                 "path": path,
