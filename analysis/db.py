@@ -25,6 +25,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.dataset as pads
 
 from analysis import storage
 from analysis.bootstrap import register as register_bootstrap
@@ -89,19 +90,30 @@ def _empty_select(columns: list[tuple[str, str]]) -> str:
 
 
 def _create_table_view(con: duckdb.DuckDBPyConnection, store: str, table: str,
-                       schema: pa.Schema) -> None:
+                       schema: pa.Schema, *, run_id: str | None = None) -> list[storage.PartFooter]:
     """View ``table`` over the parts :mod:`analysis.storage` lists as readable (unreadable ones are
-    skipped with a warning naming them; a part whose footer schema disagrees raises PartSchemaError).
-    Local stores: DuckDB's read_parquet over exactly those files (fastest); object stores: a pyarrow
-    dataset DuckDB scans, so no DuckDB extension (httpfs) is needed."""
+    skipped with a warning naming them; a part whose footer schema disagrees raises PartSchemaError), of
+    one run or of all; the footers it reads."""
     loc = storage.open_location(store)
+    footers = storage.readable_parts(loc, table, schema=schema, run_id=run_id)
+    _create_parts_view(con, loc, table, table, footers, schema)
+    return footers
+
+
+def _create_parts_view(con: duckdb.DuckDBPyConnection, loc: storage.StoreLocation, name: str, table: str,
+                       footers: list[storage.PartFooter], schema: pa.Schema) -> None:
+    """View ``name`` over the parts ``footers`` of ``table``. Local stores: DuckDB's read_parquet over
+    exactly those files (fastest); object stores: a pyarrow dataset DuckDB scans, so no DuckDB extension
+    (httpfs) is needed."""
     if not loc.local:
-        name = f"__texprobe_table_{table}"
-        con.register(name, storage.table_dataset(loc, table, schema=schema))
-        con.execute(f"CREATE OR REPLACE VIEW {_ident(table)} AS SELECT * FROM {_ident(name)}")
+        registered = f"__texprobe_table_{name}"
+        paths = [f.part.path for f in footers]
+        dataset = (pads.dataset(paths, schema=schema, format="parquet", filesystem=loc.fs) if paths
+                   else pads.dataset(schema.empty_table()))
+        con.register(registered, dataset)
+        con.execute(f"CREATE OR REPLACE VIEW {_ident(name)} AS SELECT * FROM {_ident(registered)}")
         return
     empty = _empty_select(_duckdb_types(con, schema))
-    footers = storage.readable_parts(loc, table, schema=schema)
     # Parts with exactly the schema's columns (types already checked) need no union_by_name, which
     # would re-read every file's schema at each bind; older parts lacking a newer nullable column do.
     full = [f.part.path for f in footers if f.schema.names == schema.names]
@@ -111,12 +123,33 @@ def _create_table_view(con: duckdb.DuckDBPyConnection, store: str, table: str,
     selects = []
     for kind, paths, extra in (("full", full, ""), ("older", older, ", union_by_name = true")):
         if paths:
-            variable = f"__texprobe_{table}_{kind}_files"
+            variable = f"__texprobe_{name}_{kind}_files"
             con.execute(f"SET VARIABLE {variable} = $files", {"files": paths})
             selects.append(f"SELECT * FROM read_parquet(getvariable('{variable}'), hive_partitioning = false{extra})")
     # UNION ALL BY NAME with the typed empty select: every schema column exists, typed.
     body = " UNION ALL BY NAME ".join([*selects, empty])
-    con.execute(f"CREATE OR REPLACE VIEW {_ident(table)} AS {body}")
+    con.execute(f"CREATE OR REPLACE VIEW {_ident(name)} AS {body}")
+
+
+def _create_summary_views(con: duckdb.DuckDBPyConnection, store: str, trials: list[storage.PartFooter], *,
+                          summaries: bool) -> list[str]:
+    """Which runs' ``trial_counts`` still describe their trials parts (same parts fingerprint), as the
+    variable ``__texprobe_summarised_runs``, and the view ``trials_unsummarised`` over the other runs'
+    trials parts: the shape-bias views count the first from their summaries and only the second from
+    the trials (:mod:`analysis.trial_counts`). ``summaries=False``: no run is summarised."""
+    valid: list[str] = []
+    if summaries:
+        by_run: dict[str, list[storage.PartFooter]] = {}
+        for footer in trials:
+            by_run.setdefault(footer.part.run_id, []).append(footer)
+        recorded = con.execute("SELECT run_id, min(parts_fingerprint), max(parts_fingerprint) FROM trial_counts "
+                               "GROUP BY run_id").fetchall()
+        valid = sorted(run for run, low, high in recorded
+                       if low == high and run in by_run and storage.parts_fingerprint(by_run[run]) == low)
+    con.execute("SET VARIABLE __texprobe_summarised_runs = $runs::VARCHAR[]", {"runs": valid})
+    rest = [f for f in trials if f.part.run_id not in set(valid)]
+    _create_parts_view(con, storage.open_location(store), "trials_unsummarised", "trials", rest, TABLES["trials"])
+    return valid
 
 
 def _readable_manifests(pattern: str) -> list[str]:
@@ -184,14 +217,17 @@ def canned_sql_files() -> list[tuple[str, str]]:
     return [(entry.name, entry.read_text(encoding="utf-8")) for entry in files]
 
 
-def connect(store: str | os.PathLike, *, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+def connect(store: str | os.PathLike, *, read_only: bool = True, run_id: str | None = None,
+            summaries: bool = True) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with views over ``store``.
 
     Views: one per table of :data:`analysis.schemas.TABLES`, ``runs`` (the manifests) and the canned
     views of ``analysis/sql`` (``shape_bias``, ``shape_bias_by_category``, ``shape_bias_by_run``, ...).
     With ``read_only=True`` (default) a missing local store is an error
     (:class:`~analysis.errors.StoreNotFoundError`); with ``read_only=False`` its ``tables/`` and
-    ``runs/`` folders are created. The store's files are never written by this function.
+    ``runs/`` folders are created. The store's files are never written by this function. ``run_id``:
+    the tables hold only that run's parts. ``summaries=False``: the views count every trial from the
+    trials table, ignoring the runs' ``trial_counts`` (the result is the same; tests compare them).
     """
     store_str = os.fspath(store)
     if not _is_uri(store_str):
@@ -207,8 +243,9 @@ def connect(store: str | os.PathLike, *, read_only: bool = True) -> duckdb.DuckD
         con.execute("SET enable_progress_bar = false")  # a query over many parts would draw one on stdout
         register_bootstrap(con)
         register_crossed_bootstrap(con)
-        for table, schema in TABLES.items():
-            _create_table_view(con, store_str, table, schema)
+        footers = {table: _create_table_view(con, store_str, table, schema, run_id=run_id)
+                   for table, schema in TABLES.items()}
+        _create_summary_views(con, store_str, footers["trials"], summaries=summaries and run_id is None)
         _create_runs_view(con, store_str)
         for name, sql in canned_sql_files():
             try:

@@ -240,6 +240,23 @@ DUPLICATE_IMAGES = pa.schema([  # analysis.duplicates.find_duplicates, written w
     _f("images", pa.list_(_STR)),       # the names they came under (all kept in trials)
 ])
 
+TRIAL_COUNTS = pa.schema([  # analysis.trial_counts: a settled run's cue counts, what the shape-bias views read
+    _f("run_id", _STR, False),
+    _f("parts_fingerprint", _STR),      # the trials parts counted (names, sizes, mtimes, rows): stale if they change
+    _f("source_file", _STR),
+    _f("observer", _STR),
+    _f("observer_kind", _STR),
+    _f("weights_tag", _STR),            # min(weights_tag) of the cell
+    _f("weights_sha256", _STR),
+    _f("dataset", _STR),
+    _f("cluster", _STR),                # trial_flags' texture source of a cue-conflict trial (NULL otherwise)
+    _f("shape_category", _STR),
+    _f("n_trials", pa.int64()),
+    _f("n_conflict", pa.int64()),
+    _f("shape_hits", pa.int64()),
+    _f("texture_hits", pa.int64()),
+])
+
 VISUALIZATIONS = pa.schema([  # pipelines.ops.visualize: one activation-maximisation image per objective
     *_RUN_UNIT,
     _f("backbone", _STR),
@@ -332,11 +349,16 @@ TABLES: dict[str, pa.Schema] = {
     "loss_curves": LOSS_CURVES,
     "texture_discriminability": TEXTURE_DISCRIMINABILITY,
     "duplicate_images": DUPLICATE_IMAGES,
+    "trial_counts": TRIAL_COUNTS,
     "visualizations": VISUALIZATIONS,
     "gram_clusters": GRAM_CLUSTERS,
     "feature_maps": FEATURE_MAPS,
     "exemplars": EXEMPLARS,
 }
+
+#: Tables a run writes as one part (``run``) when it settles, replaced whole when it settles again: never
+#: compacted (a compacted copy beside the next replacement would count twice).
+SETTLE_TABLES: tuple[str, ...] = ("duplicate_images", "trial_counts")
 
 #: Columns every Parquet part of a table must carry (the views key, deduplicate and count on them): a
 #: part without one (e.g. ``decision`` renamed) would read as NULLs that shadow older runs, so
@@ -353,6 +375,7 @@ KEY_COLUMNS: dict[str, tuple[str, ...]] = {
     "loss_curves": ("run_id",),
     "texture_discriminability": ("run_id", "backbone", "layer", "statistic", "accuracy"),
     "duplicate_images": ("run_id", "observer", "image_id", "n_trials"),
+    "trial_counts": ("run_id", "parts_fingerprint", "observer", "n_trials", "shape_hits", "texture_hits"),
     "visualizations": ("run_id", "backbone", "objective", "value_end", "image_id"),
     "gram_clusters": ("run_id", "backbone", "layer", "cluster", "channel"),
     "feature_maps": ("run_id", "image_id", "layer", "channel", "map"),

@@ -35,7 +35,7 @@ import duckdb
 
 from analysis import CATEGORIES, connect
 
-__all__ = ["classify_run_folder", "make_store", "bare_query", "measure", "main"]
+__all__ = ["classify_run_folder", "make_store", "bare_query", "bare_category_query", "measure", "main"]
 
 
 def classify_run_folder(root: Path, run_id: str) -> Path:
@@ -96,30 +96,70 @@ def _time(con: duckdb.DuckDBPyConnection, query: str) -> tuple[float, list]:
     return time.perf_counter() - start, rows
 
 
-def measure(store: Path, *, repeats: int = 5) -> dict:
-    """Alternate bare and view ``repeats`` times; medians and their ratio (after a warm-up of each)."""
-    con = connect(store)
-    bare, view = bare_query(store), "SELECT * FROM shape_bias"
-    _, bare_rows = _time(con, bare)
-    _, view_rows = _time(con, view)
+def bare_category_query(store: Path) -> str:
+    """The reference aggregation of ``shape_bias_by_category``: the same counts per shape category."""
+    return f"""
+        SELECT observer, weights_sha256, dataset, shape_category,
+               count(*) FILTER (WHERE conflict) AS n_conflict,
+               count(*) FILTER (WHERE conflict AND decision = shape_category) AS shape_hits,
+               count(*) FILTER (WHERE conflict AND decision = texture_category) AS texture_hits
+        FROM read_parquet('{store}/tables/trials/*/*.parquet')
+        GROUP BY observer, weights_sha256, dataset, shape_category"""
+
+
+def settle(store: Path) -> float:
+    """Record every run's ``trial_counts`` as a run's settle task does (once); the seconds it took."""
+    from analysis.trial_counts import record_trial_counts
+    from pipelines.store import Store
+
+    st = Store(str(store))
+    started = time.perf_counter()
+    for run_id in st.table_runs("trials"):
+        if run_id not in st.table_runs("trial_counts"):
+            record_trial_counts(st, run_id)
+    return time.perf_counter() - started
+
+
+def _check(con: duckdb.DuckDBPyConnection, view: str, bare: str, *, by_category: bool) -> None:
+    keys = ["observer", "shape_category"] if by_category else ["observer"]
     cols = con.sql(view).columns
-    got = sorted((r[cols.index("observer")], r[cols.index("n_conflict")], r[cols.index("shape_hits")],
-                  r[cols.index("texture_hits")]) for r in view_rows)
-    want = sorted((r[0], r[3], r[4], r[5]) for r in bare_rows)
+    got = sorted(tuple(r[cols.index(k)] for k in [*keys, "n_conflict", "shape_hits", "texture_hits"])
+                 for r in con.execute(view).fetchall())
+    want = sorted(((r[0], r[3]) if by_category else (r[0],)) + tuple(r[-3:]) for r in con.execute(bare).fetchall())
     if got != want:
-        raise AssertionError("shape_bias and the bare aggregation disagree on the counts")
+        raise AssertionError(f"{view} and the bare aggregation disagree on the counts")
+
+
+def measure(store: Path, *, repeats: int = 5) -> dict:
+    """Alternate the bare aggregations and the views ``repeats`` times, the views both as a settled run
+    leaves them (its ``trial_counts``) and counted from the trials (``summaries=False``: a run in progress,
+    or a store written before trial_counts); medians and their ratios (after a warm-up of each)."""
+    settle_s = settle(store)
+    settled, raw = connect(store), connect(store, summaries=False)
+    bare, bare_cat = bare_query(store), bare_category_query(store)
+    view, view_cat = "SELECT * FROM shape_bias", "SELECT * FROM shape_bias_by_category"
     no_boot = "SELECT * EXCLUDE (boot_low, boot_high) FROM shape_bias"
-    _time(con, no_boot)
-    t_bare, t_view, t_no_boot = [], [], []
+    for con in (settled, raw):
+        _check(con, view, bare, by_category=False)
+        _check(con, view_cat, bare_cat, by_category=True)
+    runs = {"bare": (settled, bare), "bare_by_category": (settled, bare_cat),
+            "shape_bias": (settled, view), "shape_bias_by_category": (settled, view_cat),
+            "shape_bias_from_trials": (raw, view), "shape_bias_by_category_from_trials": (raw, view_cat),
+            "shape_bias_no_bootstrap_from_trials": (raw, no_boot)}
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for con, query in runs.values():
+        _time(con, query)
     for _ in range(repeats):
-        t_bare.append(_time(con, bare)[0])
-        t_view.append(_time(con, view)[0])
-        t_no_boot.append(_time(con, no_boot)[0])
-    con.close()
-    med_bare, med_view, med_no_boot = (statistics.median(t) for t in (t_bare, t_view, t_no_boot))
-    return {"bare_s": t_bare, "view_s": t_view, "view_no_bootstrap_s": t_no_boot, "bare_median_s": med_bare,
-            "view_median_s": med_view, "view_no_bootstrap_median_s": med_no_boot, "ratio": med_view / med_bare,
-            "ratio_no_bootstrap": med_no_boot / med_bare}
+        for name, (con, query) in runs.items():
+            times[name].append(_time(con, query)[0])
+    settled.close()
+    raw.close()
+    med = {name: statistics.median(t) for name, t in times.items()}
+    ratios = {name: med[name] / med["bare_by_category" if "by_category" in name else "bare"]
+              for name in med if not name.startswith("bare")}
+    return {"seconds": times, "median_s": med, "ratio_to_bare": ratios, "settle_s": settle_s,
+            # the names earlier results used
+            "bare_median_s": med["bare"], "view_median_s": med["shape_bias"], "ratio": ratios["shape_bias"]}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -141,9 +181,11 @@ def main(argv: list[str] | None = None) -> dict:
             result = measure(store, repeats=args.repeats)
     result.update(n_observers=args.observers, n_images=args.images, n_rows=args.observers * args.images,
                   duckdb=duckdb.__version__, machine=platform.machine(), python=platform.python_version())
-    print(f"{result['n_rows']:,} trials: bare {result['bare_median_s']:.3f} s, shape_bias "
-          f"{result['view_median_s']:.3f} s (ratio {result['ratio']:.2f}), without the bootstrap columns "
-          f"{result['view_no_bootstrap_median_s']:.3f} s (ratio {result['ratio_no_bootstrap']:.2f})")
+    med = result["median_s"]
+    print(f"{result['n_rows']:,} trials (settled in {result['settle_s']:.2f} s): bare {med['bare']:.3f} s, "
+          f"by category {med['bare_by_category']:.3f} s")
+    for name, ratio in result["ratio_to_bare"].items():
+        print(f"  {name:40s} {med[name]:.3f} s  {ratio:.2f}x bare")
     if args.out:
         args.out.write_text(json.dumps(result, indent=2))
     return result

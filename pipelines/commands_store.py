@@ -96,7 +96,9 @@ def store_compact(*, store: str, run_ids: list[str] | None = None, tables: list[
 
     Returns 0, or 1 when a run was refused (a damaged or quarantined part: named in the message).
     """
+    from analysis.schemas import SETTLE_TABLES
     from analysis.storage import CompactionRefused
+    from analysis.trial_counts import record_trial_counts
 
     st = Store(store)
     known = set(st.run_ids()) | {r for t in st.schemas for r in st.table_runs(t)}
@@ -106,6 +108,9 @@ def store_compact(*, store: str, run_ids: list[str] | None = None, tables: list[
     for table in tables or []:
         if table not in st.schemas:
             raise StorageError(f"unknown table {table!r}; tables: {', '.join(sorted(st.schemas))}")
+        if table in SETTLE_TABLES:
+            raise StorageError(f"table {table!r} holds one part per run, rewritten whole when the run settles: "
+                               "there is nothing to compact (compact the run's other tables)")
     refused = 0
     for run_id in run_ids or sorted(known):
         try:
@@ -114,6 +119,8 @@ def store_compact(*, store: str, run_ids: list[str] | None = None, tables: list[
             echo(f"refused: {exc}")
             refused += 1
             continue
+        if not tables or "trials" in tables:
+            record_trial_counts(st, run_id)  # the views' summary of the trials as they are now
         for r in reports:
             if r.parts_in:
                 echo(f"{run_id} {r.table}: {r.parts_in} part(s) -> {len(r.files_out)} file(s), {r.rows} rows")

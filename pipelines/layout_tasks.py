@@ -35,23 +35,28 @@ def fold_units(store_root: str, run_id: str, tables: Sequence[str], units: Seque
 
 
 def settle_layout(store_root: str, run_id: str, tables: Sequence[str], *, compact: bool) -> str | None:
-    """Record the run's duplicate images (:mod:`analysis.duplicates`), then compact (or only index)
-    ``run_id``'s ``tables``; the reason when a compaction was refused, else None."""
+    """Record the run's duplicate images (:mod:`analysis.duplicates`), compact (or only index) ``run_id``'s
+    ``tables``, then record its cue counts (:mod:`analysis.trial_counts`, for the parts as they are now);
+    the reason when a compaction was refused, else None."""
     from analysis.duplicates import record_duplicates
     from analysis.storage import CompactionRefused
+    from analysis.trial_counts import record_trial_counts
     from pipelines.store import Store
 
     store = Store(store_root)
     if "trials" in tables:
         record_duplicates(store, run_id)  # one part, replaced on a re-settle (never compacted)
+    refused = None
     try:
         if compact:
             store.compact(run_id, tables=list(tables))
         else:
             store.index_parts(run_id, list(tables))
     except CompactionRefused as exc:
-        return str(exc)
-    return None
+        refused = str(exc)
+    if "trials" in tables:
+        record_trial_counts(store, run_id)
+    return refused
 
 
 class RunningCompaction:

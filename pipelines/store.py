@@ -305,7 +305,9 @@ class Store:
         except Exception:  # noqa: BLE001 - no readable manifest: compact everything
             missing = []
         reports = []
-        for table in tables or [t for t in self.schemas if run_id in self.table_runs(t)]:
+        from analysis.schemas import SETTLE_TABLES
+
+        for table in tables or [t for t in self.schemas if run_id in self.table_runs(t) and t not in SETTLE_TABLES]:
             if run_id not in self.table_runs(table):
                 continue
             reports.append(storage.compact_run(self.location, table, run_id, schema=self._schema(table),

@@ -31,8 +31,8 @@ CREATE OR REPLACE MACRO cue_conflict(conflict, shape_category, texture_category)
 -- '<texture><m>' of a Geirhos '<shape><n>-<texture><m>' name, else the image (by name) itself. Two scans
 -- split on texture_source: rows that have it (every own run) never read the image names, and the other scan
 -- skips their row groups by the Parquet null counts (issue 19: 10 M trials, shape_bias 0.52 -> 0.43 s).
--- trial_flag_rows(by_name): the trials without (true) or with (false) a texture_source column value.
-CREATE OR REPLACE MACRO trial_flag_rows(by_name) AS TABLE
+-- trial_flag_rows(tbl, by_name): the trials of view `tbl` without (true) or with (false) a texture_source.
+CREATE OR REPLACE MACRO trial_flag_rows(tbl, by_name) AS TABLE
 SELECT
     run_id, source_file, session, trial, observer, observer_kind, weights_tag, weights_sha256, dataset,
     coalesce(image_id, image) AS image_key, image_id, image, shape_category, texture_category, decision,
@@ -44,10 +44,23 @@ SELECT
              ELSE coalesce(nullif(regexp_extract(lower(regexp_replace(image, '^.*/', '')),
                                   '^(?:\d+_[^_]+_[^_]+_[^_]+_[a-z]+_\d+_)?[a-z]+\d+-([a-z]+\d+)\.[a-z0-9]+$', 1),
                                   ''), 'image:' || image) END END AS cluster
-FROM trials WHERE (texture_source IS NULL) = by_name;
+FROM query_table(tbl) WHERE (texture_source IS NULL) = by_name;
 
 CREATE OR REPLACE VIEW trial_flags AS
-SELECT * FROM trial_flag_rows(false) UNION ALL SELECT * FROM trial_flag_rows(true);
+SELECT * FROM trial_flag_rows('trials', false) UNION ALL SELECT * FROM trial_flag_rows('trials', true);
+
+-- The same over the trials of the runs whose trial_counts are missing or stale (analysis.db).
+CREATE OR REPLACE VIEW trial_flags_unsummarised AS
+SELECT * FROM trial_flag_rows('trials_unsummarised', false)
+UNION ALL SELECT * FROM trial_flag_rows('trials_unsummarised', true);
+
+-- What analysis.trial_counts stores for a settled run: the cue counts per (run, CSV file, observer,
+-- weights, dataset, texture source, shape category), the finest grain the shape-bias views aggregate.
+CREATE OR REPLACE VIEW trial_count_rows AS
+SELECT run_id, source_file, observer, observer_kind, min(weights_tag) AS weights_tag, weights_sha256, dataset,
+       cluster, shape_category, unnest(cue_counts(is_conflict, shape_hit, texture_hit))
+FROM trial_flags
+GROUP BY run_id, source_file, observer, observer_kind, weights_sha256, dataset, cluster, shape_category;
 
 -- Every trial with its outcome flags (no deduplication).
 CREATE OR REPLACE VIEW trial_outcomes AS
@@ -83,12 +96,47 @@ WHERE _rank = 1;
 -- weights_sha256, dataset) groups whose trials come from more than one (run, CSV file) or that a run's
 -- duplicate_images rows name; any other group is taken as it is (its run wrote each image once). pooled = true pools the datasets: then the key is (observer, weights_sha256, image_key) and
 -- dataset is NULL.
-CREATE OR REPLACE MACRO keyed_trials(pooled) AS TABLE
+CREATE OR REPLACE MACRO keyed_rows(tbl, pooled) AS TABLE
 SELECT * EXCLUDE (dataset), CASE WHEN pooled THEN NULL ELSE dataset END AS dataset,
        dataset AS _dataset,
        hash(observer, weights_sha256, CASE WHEN pooled THEN NULL ELSE dataset END) AS _g,
        hash(run_id, source_file, dataset) AS _h
-FROM trial_flags;
+FROM query_table(tbl);
+
+CREATE OR REPLACE MACRO keyed_trials(pooled) AS TABLE SELECT * FROM keyed_rows('trial_flags', pooled);
+
+-- Cue counts at (_g, cluster) grain with the (run, CSV file) spread (_h0, _h1) that tells whether a group
+-- needs deduplication: the settled runs' from their trial_counts (issue 19: the views then read thousands
+-- of summary rows, not millions of trials), the other runs' from their trials.
+CREATE OR REPLACE MACRO cluster_counts(pooled) AS TABLE
+SELECT hash(observer, weights_sha256, CASE WHEN pooled THEN NULL ELSE dataset END) AS _g, cluster,
+       any_value(observer) AS observer, any_value(observer_kind) AS observer_kind,
+       any_value(weights_sha256) AS weights_sha256, any_value(CASE WHEN pooled THEN NULL ELSE dataset END) AS dataset,
+       min(weights_tag) AS weights, sum(n_trials)::BIGINT AS n_trials, sum(n_conflict)::BIGINT AS n_conflict,
+       sum(shape_hits)::BIGINT AS shape_hits, sum(texture_hits)::BIGINT AS texture_hits,
+       min(hash(run_id, source_file, dataset)) AS _h0, max(hash(run_id, source_file, dataset)) AS _h1
+FROM trial_counts WHERE list_contains(getvariable('__texprobe_summarised_runs'), run_id)
+GROUP BY 1, cluster
+UNION ALL
+SELECT _g, cluster, any_value(observer), any_value(observer_kind), any_value(weights_sha256), any_value(dataset),
+       min(weights_tag), unnest(cue_counts(is_conflict, shape_hit, texture_hit)), min(_h), max(_h)
+FROM keyed_rows('trial_flags_unsummarised', pooled)
+GROUP BY _g, cluster;
+
+-- The same at (_g, observer_kind, shape_category) grain, datasets apart (shape_bias_by_category).
+CREATE OR REPLACE MACRO category_counts() AS TABLE
+SELECT hash(observer, weights_sha256, dataset) AS _g, observer_kind, shape_category,
+       any_value(observer) AS observer, any_value(weights_sha256) AS weights_sha256, any_value(dataset) AS dataset,
+       min(weights_tag) AS weights, sum(n_trials)::BIGINT AS n_trials, sum(n_conflict)::BIGINT AS n_conflict,
+       sum(shape_hits)::BIGINT AS shape_hits, sum(texture_hits)::BIGINT AS texture_hits,
+       min(hash(run_id, source_file, dataset)) AS _h0, max(hash(run_id, source_file, dataset)) AS _h1
+FROM trial_counts WHERE list_contains(getvariable('__texprobe_summarised_runs'), run_id)
+GROUP BY 1, observer_kind, shape_category
+UNION ALL
+SELECT _g, observer_kind, shape_category, any_value(observer), any_value(weights_sha256), any_value(dataset),
+       min(weights_tag), unnest(cue_counts(is_conflict, shape_hit, texture_hit)), min(_h), max(_h)
+FROM keyed_rows('trial_flags_unsummarised', false)
+GROUP BY _g, observer_kind, shape_category;
 
 -- The groups (_g) in which a run holds one image (image_id) under several names (issue 20 part 4): found
 -- once per run when it settles (table duplicate_images, analysis/duplicates.py), not by every query.

@@ -9,13 +9,14 @@
 --                                          model-vs-human's denominator)
 CREATE OR REPLACE MACRO shape_bias_rows(pooled) AS TABLE
 WITH per_cluster AS MATERIALIZED (
-    -- one pass over the trials at (group, cluster) grain; _h tells whether a group needs deduplication
+    -- (group, cluster) grain from the runs' trial_counts and one pass over the unsummarised trials; _h0/_h1
+    -- tell whether a group needs deduplication
     SELECT _g, cluster, any_value(observer) AS observer, any_value(observer_kind) AS observer_kind,
            any_value(weights_sha256) AS weights_sha256, any_value(dataset) AS dataset,
-           min(weights_tag) AS weights,
-           unnest(cue_counts(is_conflict, shape_hit, texture_hit)),
-           min(_h) AS _h0, max(_h) AS _h1
-    FROM keyed_trials(pooled)
+           min(weights) AS weights, sum(n_trials)::BIGINT AS n_trials, sum(n_conflict)::BIGINT AS n_conflict,
+           sum(shape_hits)::BIGINT AS shape_hits, sum(texture_hits)::BIGINT AS texture_hits,
+           min(_h0) AS _h0, max(_h1) AS _h1
+    FROM cluster_counts(pooled)
     GROUP BY _g, cluster  -- _g = hash(observer, weights_sha256, dataset): narrow key
 ),
 multi AS MATERIALIZED (

@@ -27,6 +27,7 @@ from analysis.storage.tables import (
     encode_part,
     list_parts,
     list_table_runs,
+    parts_fingerprint,
     read_footers,
     readable_parts,
     schema_problems,
@@ -40,6 +41,6 @@ __all__ = [
     "DamagedFile", "PartFooter", "PartInfo", "PartSchemaError", "SCHEMA_VERSIONS",
     "SchemaValidationError", "StorageError", "StoreLocation", "UnreadablePartWarning",
     "check_name", "check_part_schemas", "conform_table", "encode_part", "find_damaged", "is_uri",
-    "list_parts", "list_table_runs", "open_location", "quarantine", "read_footers", "readable_parts",
+    "list_parts", "list_table_runs", "open_location", "parts_fingerprint", "quarantine", "read_footers", "readable_parts",
     "schema_problems", "table_dataset", "table_schema",
 ]

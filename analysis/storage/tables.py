@@ -52,6 +52,8 @@ class PartInfo:
     name: str
     path: str
     described: "PartFooter | None" = field(default=None, compare=False, repr=False)
+    size: int = field(default=0, compare=False)
+    mtime_ns: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,8 @@ def list_parts(loc: StoreLocation, table: str, *, run_id: str | None = None) -> 
         described = _index_footers(folder, table, rid)
         for item in folder.visible:
             name = item.name[: -len(PART_SUFFIX)]
-            out.append(PartInfo(table, rid, name, f"{folder.directory}/{item.name}", described.get(item.name)))
+            out.append(PartInfo(table, rid, name, f"{folder.directory}/{item.name}", described.get(item.name),
+                                item.size, item.mtime_ns))
     return out
 
 
@@ -148,7 +151,8 @@ def _index_footers(folder, table: str, run_id: str) -> dict[str, "PartFooter"]:
     for item in folder.visible:
         entry = indexed(folder, item)
         if entry is not None and 0 <= entry.get("schema", -1) < len(schemas):
-            part = PartInfo(table, run_id, item.name[: -len(PART_SUFFIX)], f"{folder.directory}/{item.name}")
+            part = PartInfo(table, run_id, item.name[: -len(PART_SUFFIX)], f"{folder.directory}/{item.name}",
+                            size=item.size, mtime_ns=item.mtime_ns)
             out[item.name] = PartFooter(part, schemas[entry["schema"]], int(entry["rows"]), entry.get("version"))
     return out
 
@@ -164,6 +168,16 @@ def _read_footer(loc: StoreLocation, part: PartInfo) -> PartFooter:
         return PartFooter(part, schema, meta.num_rows, int(raw) if raw else None)
     except (OSError, pa.ArrowException, ValueError) as exc:
         return PartFooter(part, None, 0, None, error=f"{type(exc).__name__}: {exc}")
+
+
+def parts_fingerprint(footers: Sequence[PartFooter]) -> str:
+    """One run's parts as a string that changes when any part is added, removed, replaced, rewritten or
+    quarantined (names, listed sizes and mtimes, row counts): what a summary of them (``trial_counts``) is
+    valid for."""
+    import hashlib
+
+    lines = sorted(f"{f.part.name}\t{f.part.size}\t{f.part.mtime_ns}\t{f.num_rows}" for f in footers)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 def read_footers(loc: StoreLocation, parts: Sequence[PartInfo], *, threads: int = 8) -> list[PartFooter]:
