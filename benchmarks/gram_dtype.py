@@ -12,7 +12,7 @@
   The rounding is applied to the float32 Grams exactly as ``grams --gram-dtype`` applies it
   (:func:`pipelines.ops.grams.round_to_dtype`), so one forward pass serves the three dtypes.
 
-    python -m benchmarks.gram_dtype [--images DIR] [--max-images 1280] [--out results.json]
+    python -m benchmarks.gram_dtype [--images DIR] [--max-images 1280] [--vgg] [--out results.json]
 """
 
 from __future__ import annotations
@@ -88,6 +88,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--max-images", type=int, default=1280)
     ap.add_argument("--bytes-images", type=int, default=16)
     ap.add_argument("--permutations", type=int, default=20)
+    ap.add_argument("--vgg", action="store_true",
+                    help="also VGG-19's grouped discriminability (seeded random weights: random networks are "
+                         "texture models too, Ustyuzhaninov et al. 2017)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     bundled = sorted((REPO / "data" / "cue-conflict").rglob("*.png"))[: args.bytes_images]
@@ -104,23 +107,28 @@ def main(argv: list[str] | None = None) -> dict:
     shared = Path(os.environ.get("TEXPROBE_SHARED_DATA") or REPO.parent / "shared" / "data")
     images = args.images or shared / "texture-vs-shape" / "stimuli" / "style-transfer-preprocessed-512"
     paths = sorted(images.rglob("*.png"))[: args.max_images]
-    grams = _grams(lite, paths, LITE_LAYERS)
     labels = [texture_source_from_name(p.name).rstrip("0123456789") for p in paths]
     sources = [texture_source_from_name(p.name) for p in paths]
-    disc: dict[str, dict[str, float]] = {}
-    for layer in LITE_LAYERS:
-        disc[layer] = {}
-        for dtype in DTYPES:
-            (row,) = [r for r in discriminability_rows(_rounded(grams[layer], dtype).numpy(), labels=labels,
-                                                       sources=sources, n_permutations=args.permutations)
-                      if r["grouping"] == "texture_source"]
-            disc[layer][dtype] = row["accuracy"]
-        print(f"{layer}: grouped discriminability " + ", ".join(f"{d} {disc[layer][d]:.4f}" for d in DTYPES))
-    result["grouped_discriminability"] = {"images": len(paths), "backbone": "efficientnet_lite0", "layers": disc,
-                                          "max_change": {d: max(abs(v[d] - v["float32"]) for v in disc.values())
-                                                         for d in DTYPES}}
-    print("largest change vs float32: " + ", ".join(f"{d} {v:.4f}" for d, v in
-                                                   result["grouped_discriminability"]["max_change"].items()))
+    nets = [("efficientnet_lite0", lite, LITE_LAYERS, "grouped_discriminability")]
+    if args.vgg:
+        nets.append(("vgg19 (random weights, seed 0)", vgg, VGG_LAYERS, "grouped_discriminability_vgg19"))
+    for backbone, model, layers, key in nets:
+        grams = _grams(model, paths, layers)
+        disc: dict[str, dict[str, float]] = {}
+        for layer in layers:
+            disc[layer] = {}
+            for dtype in DTYPES:
+                (row,) = [r for r in discriminability_rows(_rounded(grams[layer], dtype).numpy(), labels=labels,
+                                                           sources=sources, n_permutations=args.permutations)
+                          if r["grouping"] == "texture_source"]
+                disc[layer][dtype] = row["accuracy"]
+            print(f"{backbone} {layer}: grouped discriminability "
+                  + ", ".join(f"{d} {disc[layer][d]:.4f}" for d in DTYPES), flush=True)
+        del grams
+        result[key] = {"images": len(paths), "backbone": backbone, "layers": disc,
+                       "max_change": {d: max(abs(v[d] - v["float32"]) for v in disc.values()) for d in DTYPES}}
+        print(f"{backbone}: largest change vs float32: " + ", ".join(
+            f"{d} {v:.4f}" for d, v in result[key]["max_change"].items()))
     if args.out:
         write_results(args.out, result)
     return result
