@@ -207,3 +207,21 @@ def test_store_check_finds_every_damaged_data_page_that_changes_the_data(tmp_pat
     with open(path, "wb") as f:
         f.write(good)
     assert store_check(store=store.root, echo=lambda _: None) == 0
+
+
+def test_small_unit_parts_are_snappy_and_large_float_lists_zstd(tmp_path):
+    """A 64-row trials part (the trials schema has a float-list column, probs16) is written with snappy,
+    which costs a third of zstd's time per part; a part holding Grams' worth of float lists stays zstd."""
+    store = Store(tmp_path / "st")
+    trials = store.write_table("trials", RUN, [trial(k) for k in range(64)], part="u0")
+    with_probs = store.write_table("trials", RUN, [dict(trial(k), probs16=[1 / 16] * 16) for k in range(64)],
+                                   part="u1")
+    grams = store.write_table("grams", RUN, [{"image_id": f"{k:064x}", "backbone": "vgg19", "layer": "conv3_1",
+                                              "channels": 256, "gram": [0.5] * 32896} for k in range(4)], part="u2")
+
+    def codecs(path: str) -> set[str]:
+        meta = pq.ParquetFile(path).metadata
+        return {meta.row_group(0).column(c).compression for c in range(meta.num_columns)}
+
+    assert codecs(trials) == codecs(with_probs) == {"SNAPPY"}
+    assert codecs(grams) == {"ZSTD"}

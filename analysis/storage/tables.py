@@ -76,10 +76,12 @@ def table_schema(table: str, schemas: Mapping[str, pa.Schema] | None = None) -> 
         raise StorageError(f"unknown table {table!r}; known tables: {sorted(known)}") from None
 
 
-#: Below this many Arrow bytes a part without float-list columns is compressed with snappy, not zstd: zstd
-#: starts a context per column chunk (~40 us each), which made it 1.2 of the 1.7 ms it took to write a 64-row
-#: trials part, for 2 % fewer bytes. Such parts are short-lived: compaction rewrites them with zstd.
+#: Below this many Arrow bytes a part is compressed with snappy, not zstd: zstd starts a context per column
+#: chunk (~40 us each), which made it 1.2 of the 1.7 ms it took to write a 64-row trials part, for 2 % fewer
+#: bytes. Such parts are short-lived: compaction rewrites them with zstd. Parts whose float lists (Grams,
+#: feature maps) hold more than :data:`SMALL_FLOAT_LIST_BYTES` are always zstd: their bytes are the store's.
 SMALL_PART_BYTES = 1 << 20
+SMALL_FLOAT_LIST_BYTES = 64 << 10
 
 
 def encode_part(table: str, data: pa.Table) -> bytes:
@@ -88,8 +90,9 @@ def encode_part(table: str, data: pa.Table) -> bytes:
     meta[META_TABLE] = table.encode()
     meta[META_VERSION] = str(SCHEMA_VERSIONS.get(table, 1)).encode()
     buffer = io.BytesIO()
-    small = data.nbytes < SMALL_PART_BYTES and not any(_is_float_list(f.type) for f in data.schema)
-    compression = "snappy" if small else "zstd"  # Grams (float lists) always zstd: their bytes are the store's
+    float_bytes = sum(data.column(f.name).nbytes for f in data.schema if _is_float_list(f.type))
+    small = data.nbytes < SMALL_PART_BYTES and float_bytes <= SMALL_FLOAT_LIST_BYTES
+    compression = "snappy" if small else "zstd"  # Grams (large float lists) always zstd: their bytes are the store's
     pq.write_table(data.replace_schema_metadata(meta), buffer, **parquet_options(data.schema, compression=compression))
     return buffer.getvalue()
 
