@@ -98,7 +98,7 @@ def store_compact(*, store: str, run_ids: list[str] | None = None, tables: list[
     """
     from analysis.schemas import SETTLE_TABLES
     from analysis.storage import CompactionRefused
-    from analysis.trial_counts import record_trial_counts
+    from analysis.trial_counts import settle_trial_counts
 
     st = Store(store)
     known = set(st.run_ids()) | {r for t in st.schemas for r in st.table_runs(t)}
@@ -120,7 +120,7 @@ def store_compact(*, store: str, run_ids: list[str] | None = None, tables: list[
             refused += 1
             continue
         if not tables or "trials" in tables:
-            record_trial_counts(st, run_id)  # the views' summary of the trials as they are now
+            settle_trial_counts(st, run_id)  # the views' summary of the trials as they are now
         for r in reports:
             if r.parts_in:
                 echo(f"{run_id} {r.table}: {r.parts_in} part(s) -> {len(r.files_out)} file(s), {r.rows} rows")

@@ -34,29 +34,32 @@ def fold_units(store_root: str, run_id: str, tables: Sequence[str], units: Seque
     return None
 
 
-def settle_layout(store_root: str, run_id: str, tables: Sequence[str], *, compact: bool) -> str | None:
+def settle_layout(store_root: str, run_id: str, tables: Sequence[str], *, compact: bool) -> list[str]:
     """Record the run's duplicate images (:mod:`analysis.duplicates`), compact (or only index) ``run_id``'s
     ``tables``, then record its cue counts (:mod:`analysis.trial_counts`, for the parts as they are now);
-    the reason when a compaction was refused, else None."""
+    what went wrong, one line each (a compaction refused, counts not recorded), for the driver to warn."""
     from analysis.duplicates import record_duplicates
     from analysis.storage import CompactionRefused
-    from analysis.trial_counts import record_trial_counts
+    from analysis.trial_counts import settle_trial_counts
     from pipelines.store import Store
 
     store = Store(store_root)
     if "trials" in tables:
         record_duplicates(store, run_id)  # one part, replaced on a re-settle (never compacted)
-    refused = None
+    notes = []
     try:
         if compact:
             store.compact(run_id, tables=list(tables))
         else:
             store.index_parts(run_id, list(tables))
     except CompactionRefused as exc:
-        refused = str(exc)
+        notes.append(f"not compacted: {exc}")
     if "trials" in tables:
-        record_trial_counts(store, run_id)
-    return refused
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            settle_trial_counts(store, run_id)
+        notes += [str(w.message) for w in caught]
+    return notes
 
 
 class RunningCompaction:
@@ -114,6 +117,5 @@ def settle(store: Any, run_id: str, tables: Sequence[str], *, compact: bool) -> 
     import ray
 
     task = ray.remote(num_cpus=1, max_retries=1)(settle_layout)
-    refused = ray.get(task.remote(store.root, run_id, list(dict.fromkeys(tables)), compact=compact))
-    if refused:
-        warnings.warn(f"run {run_id} not compacted: {refused}", stacklevel=3)
+    for note in ray.get(task.remote(store.root, run_id, list(dict.fromkeys(tables)), compact=compact)):
+        warnings.warn(note if note.startswith("run ") else f"run {run_id} {note}", stacklevel=3)

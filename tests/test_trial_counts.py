@@ -10,8 +10,10 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import pytest
+
 from analysis.db import connect
-from analysis.trial_counts import record_trial_counts
+from analysis.trial_counts import record_trial_counts, settle_trial_counts
 from pipelines.commands_store import store_check, store_compact
 from pipelines.store import Store
 
@@ -133,3 +135,21 @@ def test_a_run_that_settles_records_its_counts(ray_cluster, small_stimuli, tmp_p
     assert report.status == "finished"
     assert summarised(root) == [report.run_id]
     assert results(root, summaries=True) == results(root, summaries=False)
+
+
+def test_counts_that_cannot_be_recorded_warn_and_the_views_count_the_trials(tmp_path, monkeypatch):
+    """Recording is an accelerator: where it fails (here: DuckDB cannot be reached), the settle step warns
+    with the run and the cause, the run's rows stay, and the views count them from the trials."""
+    import analysis.trial_counts as trial_counts
+
+    root = tmp_path / "store"
+    store = build(root)
+    want = results(root, summaries=False)
+
+    def broken(*_args, **_kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(trial_counts, "count_trials", broken)
+    with pytest.warns(UserWarning, match=f"run {RUN_A}: trial_counts not recorded \\(OSError: disk full\\)"):
+        assert settle_trial_counts(store, RUN_A) is None
+    assert summarised(root) == [] and results(root, summaries=True) == want

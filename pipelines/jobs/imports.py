@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from analysis.mvh_import import read_trial_csvs
-from analysis.trial_counts import record_trial_counts
+from analysis.trial_counts import settle_trial_counts
 from pipelines.store import Store, new_manifest, new_run_id, utc_now_iso
 
 
@@ -25,5 +25,5 @@ def run_import_mvh(paths: Sequence[str], *, store: Store) -> tuple[str, pa.Table
                           part=f"import-{i:04d}")
     manifest.update(status="finished", finished_at=utc_now_iso(), counts={"trials": table.num_rows, "files": len(files)})
     store.write_manifest(run_id, manifest)
-    record_trial_counts(store, run_id)  # what the shape-bias views read (analysis.trial_counts)
+    settle_trial_counts(store, run_id)  # what the shape-bias views read (analysis.trial_counts)
     return run_id, table
