@@ -48,6 +48,9 @@ def build(root: Path) -> Store:
         rows = [model_trial(10 * u + k) for k in range(10)] + [model_trial(10 * u + k, observer="n", dataset="d2")
                                                               for k in range(6)]
         store.write_table("trials", RUN_A, rows, part=f"unit-{u}")
+    # one image's bytes under a second name in run A (analysis.duplicates): its group goes through the window
+    twin = dict(model_trial(3, observer="n", dataset="d2"), image="cat3-dog3copy.png", decision="knife")
+    store.write_table("trials", RUN_A, [twin], part="unit-twin")
     # run B re-classifies some of observer m's images with other decisions: the latest run counts for those
     store.write_table("trials", RUN_B, [model_trial(k, twist=1) for k in range(0, 40, 3)], part="unit-0")
     for subject in (1, 2):
@@ -81,6 +84,10 @@ def test_views_from_the_runs_counts_equal_the_views_from_the_trials_in_every_sta
     unsummarised = results(root, summaries=False)
     assert summarised(root) == [] and results(root, summaries=True) == unsummarised
 
+    from analysis.duplicates import record_duplicates
+
+    assert record_duplicates(store, RUN_A) == 1
+    unsummarised = results(root, summaries=False)
     for run in (RUN_A, RUN_B, RUN_H):
         assert record_trial_counts(store, run) > 0
     assert summarised(root) == [RUN_A, RUN_B, RUN_H]
