@@ -34,7 +34,7 @@ def runs(*, store: str, echo: Callable[[str], None] = print, stale_after: float 
         echo(f"no runs in store {st.root}")
         return 0
     echo(f"{'run_id':<24} {'command':<12} {'status':<17} {'started_at':<21} counts")
-    duplicates = _duplicates(st.root)
+    duplicates, counted, current = _view_state(st.root)
     for s in summaries:
         status = s.status + (" (stale)" if s.stale else "")
         with warnings.catch_warnings(record=True) as caught:
@@ -43,13 +43,16 @@ def runs(*, store: str, echo: Callable[[str], None] = print, stale_after: float 
         damaged = " [damaged parts skipped: run `texprobe store check`]" if caught else ""
         dup = duplicates.get(s.run_id, 0)
         dup_note = f" duplicate_images={dup} (same bytes under two names in this run)" if dup else ""
+        stale = (" [trial_counts stale: the views count this run's trials; `texprobe store compact --run "
+                 f"{s.run_id}` recounts]" if s.run_id in counted and s.run_id not in current else "")
         echo(f"{s.run_id:<24} {s.command:<12} {status:<17} {s.started_at or '?':<21} "
-             f"{_summary(counts)}{dup_note}{damaged}")
+             f"{_summary(counts)}{dup_note}{damaged}{stale}")
     return 0
 
 
-def _duplicates(root: str) -> dict[str, int]:
-    """run_id -> images its trials hold more than once (the ``run_duplicates`` view); {} when unreadable."""
+def _view_state(root: str) -> tuple[dict[str, int], set[str], set[str]]:
+    """(run_id -> images its trials hold more than once (the ``run_duplicates`` view), runs with
+    ``trial_counts``, runs whose ``trial_counts`` still describe their trials); empty when unreadable."""
     from analysis.db import connect
 
     try:
@@ -57,11 +60,14 @@ def _duplicates(root: str) -> dict[str, int]:
             warnings.simplefilter("ignore")  # damaged parts are reported per run below
             con = connect(root)
             try:
-                return dict(con.execute("SELECT run_id, duplicate_images FROM run_duplicates").fetchall())
+                duplicates = dict(con.execute("SELECT run_id, duplicate_images FROM run_duplicates").fetchall())
+                counted = {r for (r,) in con.execute("SELECT DISTINCT run_id FROM trial_counts").fetchall()}
+                current = set(con.execute("SELECT getvariable('__texprobe_summarised_runs')").fetchone()[0])
+                return duplicates, counted, current
             finally:
                 con.close()
     except Exception:  # noqa: BLE001 - a listing must not fail on an unreadable store: counts say the rest
-        return {}
+        return {}, set(), set()
 
 
 def store_check(*, store: str, quarantine: bool = False, echo: Callable[[str], None] = print) -> int:

@@ -14,7 +14,7 @@ import pytest
 
 from analysis.db import connect
 from analysis.trial_counts import record_trial_counts, settle_trial_counts
-from pipelines.commands_store import store_check, store_compact
+from pipelines.commands_store import runs, store_check, store_compact
 from pipelines.store import Store
 
 RUN_A, RUN_B, RUN_H = "20250101T120000Z-aaaaaa", "20250102T120000Z-bbbbbb", "20250103T120000Z-hhhhhh"
@@ -109,6 +109,9 @@ def test_views_from_the_runs_counts_equal_the_views_from_the_trials_in_every_sta
     grown = results(root, summaries=False)
     assert grown != unsummarised
     assert summarised(root) == [RUN_B, RUN_H] and results(root, summaries=True) == grown
+    listed: list[str] = []
+    runs(store=str(root), echo=listed.append)  # `texprobe runs` says which run is counted from its trials
+    assert [line.split()[0] for line in listed if "trial_counts stale" in line] == [RUN_A]
     record_trial_counts(store, RUN_A)
     assert summarised(root) == [RUN_A, RUN_B, RUN_H] and results(root, summaries=True) == grown
 
