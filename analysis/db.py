@@ -96,13 +96,13 @@ def _create_table_view(con: duckdb.DuckDBPyConnection, store: str, table: str,
     one run or of all; the footers it reads."""
     loc = storage.open_location(store)
     footers = storage.readable_parts(loc, table, schema=schema, run_id=run_id)
-    _create_parts_view(con, loc, table, table, footers, schema)
+    _create_parts_view(con, loc, table, footers, schema)
     return footers
 
 
-def _create_parts_view(con: duckdb.DuckDBPyConnection, loc: storage.StoreLocation, name: str, table: str,
+def _create_parts_view(con: duckdb.DuckDBPyConnection, loc: storage.StoreLocation, name: str,
                        footers: list[storage.PartFooter], schema: pa.Schema) -> None:
-    """View ``name`` over the parts ``footers`` of ``table``. Local stores: DuckDB's read_parquet over
+    """View ``name`` over the parts ``footers`` (of a table with ``schema``). Local stores: DuckDB's read_parquet over
     exactly those files (fastest); object stores: a pyarrow dataset DuckDB scans, so no DuckDB extension
     (httpfs) is needed."""
     if not loc.local:
@@ -147,8 +147,9 @@ def _create_summary_views(con: duckdb.DuckDBPyConnection, store: str, trials: li
         valid = sorted(run for run, low, high in recorded
                        if low == high and run in by_run and storage.parts_fingerprint(by_run[run]) == low)
     con.execute("SET VARIABLE __texprobe_summarised_runs = $runs::VARCHAR[]", {"runs": valid})
-    rest = [f for f in trials if f.part.run_id not in set(valid)]
-    _create_parts_view(con, storage.open_location(store), "trials_unsummarised", "trials", rest, TABLES["trials"])
+    summarised = set(valid)
+    rest = [f for f in trials if f.part.run_id not in summarised]
+    _create_parts_view(con, storage.open_location(store), "trials_unsummarised", rest, TABLES["trials"])
     return valid
 
 

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 
 from analysis import storage
+from analysis.schemas import SETTLE_TABLES
 from analysis.storage import StorageError, check_name, conform_table, files
 from pipelines.manifests import LEGACY_STATUSES, RUN_STATUSES, new_manifest, new_run_id, software_versions, utc_now_iso
 
@@ -305,8 +306,6 @@ class Store:
         except Exception:  # noqa: BLE001 - no readable manifest: compact everything
             missing = []
         reports = []
-        from analysis.schemas import SETTLE_TABLES
-
         for table in tables or [t for t in self.schemas if run_id in self.table_runs(t) and t not in SETTLE_TABLES]:
             if run_id not in self.table_runs(table):
                 continue
