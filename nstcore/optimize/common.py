@@ -10,6 +10,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from nstcore.long_bmm import long_bmm
+
 __all__ = [
     "BestIterate",
     "Bounds",
@@ -134,8 +136,8 @@ def evaluate_no_grad(closure: Closure, x_flat: Tensor, shape: torch.Size) -> Ten
 
 
 def bdot(a: Tensor, b: Tensor) -> Tensor:
-    """Row-wise dot products of ``[B, D]`` tensors -> ``[B]`` (one ``bmm``, no temporary product)."""
-    return torch.bmm(a.unsqueeze(1), b.unsqueeze(2)).view(-1)
+    """Row-wise dot products of ``[B, D]`` tensors -> ``[B]`` (batched products, no temporary product)."""
+    return long_bmm(a.unsqueeze(1), b.unsqueeze(2)).view(-1)
 
 
 def record(history: list[tuple[int, Tensor]], record_every: int, iteration: int, losses: Tensor) -> None:

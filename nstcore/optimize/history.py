@@ -24,6 +24,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from nstcore.long_bmm import long_bmm
+
 __all__ = ["CompactHistory", "CURVATURE_EPS"]
 
 #: curvature threshold of torch.optim.LBFGS: a (s, y) pair enters the history only if y.s exceeds it
@@ -70,9 +72,9 @@ class CompactHistory:
         work rows ``g, y, s``; accumulated in the working dtype."""
         block = self.pairs[:, :n].reshape(self.batch, 2 * n, self.dim)  # a view: slots are contiguous
         if not self._lowp:
-            return torch.bmm(block, self.work.transpose(1, 2))
+            return long_bmm(block, self.work.transpose(1, 2))
         self._work_h.copy_(self.work)
-        return _lowp_bmm(block, self._work_h.transpose(1, 2), self.dtype)
+        return long_bmm(block, self._work_h.transpose(1, 2), out_dtype=self.dtype)
 
     def _combine(self, coef: Tensor, n: int, out: Tensor) -> Tensor:
         """``out = sum_k coef[:, k] * row_k`` over the ``2n`` rows of the first ``n`` slots."""
@@ -80,7 +82,7 @@ class CompactHistory:
         if not self._lowp:
             torch.bmm(coef.unsqueeze(1), block, out=out.unsqueeze(1))
         else:
-            out.copy_(_lowp_bmm(coef.unsqueeze(1).to(self.hdtype), block, self.dtype).squeeze(1))
+            out.copy_(long_bmm(coef.unsqueeze(1).to(self.hdtype), block, out_dtype=self.dtype).squeeze(1))
         return out
 
     # ------------------------------------------------------------------------------ update
@@ -94,7 +96,7 @@ class CompactHistory:
         work[:, 0].copy_(g)
         work[:, 1].copy_(y)
         work[:, 2].copy_(s)
-        small = torch.bmm(work[:, 1:], work[:, 1:].transpose(1, 2))  # [[yy, ys], [sy, ss]]
+        small = long_bmm(work[:, 1:], work[:, 1:].transpose(1, 2))  # [[yy, ys], [sy, ss]]
         ys, yy = small[:, 0, 1], small[:, 0, 0]
         add = active & (ys > CURVATURE_EPS)
 
@@ -158,13 +160,3 @@ class CompactHistory:
         out.addcmul_(g, self.gamma.unsqueeze(1), value=-1.0)
         return out
 
-
-def _lowp_bmm(a: Tensor, b: Tensor, out_dtype: torch.dtype) -> Tensor:
-    """``a @ b`` for low-precision operands with a result in ``out_dtype`` (float32 accumulation on
-    CUDA via ``out_dtype``; elsewhere the library's low-precision product, upcast)."""
-    if a.is_cuda:
-        try:
-            return torch.bmm(a, b, out_dtype=out_dtype)
-        except (TypeError, RuntimeError, NotImplementedError):
-            pass
-    return torch.bmm(a, b).to(out_dtype)

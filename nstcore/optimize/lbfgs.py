@@ -5,7 +5,8 @@ the pixels of an image. texprobe optimises B images in one forward/backward pass
 targets. One ``torch.optim.LBFGS`` over the stacked batch would couple the images through its shared
 history, step size and stopping test, so a stimulus would depend on its batch neighbours.
 :func:`lbfgs_minimize` keeps every piece of L-BFGS state per image, vectorised across the batch (the
-only Python loops run over iterations and line-search trials, never over images): image ``b``
+only Python loops run over iterations and line-search trials; on CUDA the long dot products are issued
+as one GEMM per image, :mod:`nstcore.long_bmm`, without a host sync): image ``b``
 follows the trajectory of a single-image run up to floating-point error, and images that meet a
 stopping test freeze while the others continue.
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from nstcore.long_bmm import long_bmm
 from nstcore.stats._base import (
     FeatureShapeError,
     Normalization,
@@ -27,7 +28,7 @@ def gram_matrix(features: Tensor, *, normalization: Normalization = "hw") -> Ten
 
     ``F`` is the ``[C, H*W]`` matrix of one image (Gatys et al. 2015). ``n`` is ``H*W`` for
     ``normalization='hw'`` (as in Gatys' reference code), ``C*H*W`` for ``'chw'``, 1 for ``'none'``.
-    One ``torch.bmm`` over the batch, accumulated in float32 (float64 for float64 input), with
+    One batched product (:func:`nstcore.long_bmm.long_bmm`), accumulated in float32 (float64 for float64 input), with
     autocast disabled so that a bf16/fp16 forward pass still gives a float32 Gram. The result is
     exactly symmetric.
     """
@@ -36,7 +37,7 @@ def gram_matrix(features: Tensor, *, normalization: Normalization = "hw") -> Ten
     _, c, h, w = features.shape
     with _no_autocast(features.device):
         flat = _flat(features)
-        gram = torch.bmm(flat, flat.transpose(1, 2))
+        gram = long_bmm(flat, flat.transpose(1, 2))
         # bmm need not round G_ij and G_ji identically; make it exactly symmetric (cost O(C^2)) so that
         # the stored upper triangle is lossless and eigvalsh sees the same matrix as the losses.
         gram = 0.5 * (gram + gram.transpose(1, 2))
