@@ -69,7 +69,17 @@ def test_cpu_smoke_run_writes_valid_results(cpu_run):
     assert result["reconstruct"][1]["flops_per_image_step"] == 2 * conv_forward_flops(32, "conv2_1")
     cls = result["classify"]
     assert cls["images"] == 8 and cls["pre_decoded_images_per_s"] > 0 and cls["parallel_decode_images_per_s"] > 0
+    assert cls["process_workers"] == 2 and cls["parallel_decode_processes_images_per_s"] > 0
+    assert cls["decode_only_processes_images_per_s"] > 0
     assert "wrote" in stdout
+
+
+def test_committed_gpu_results_follow_the_schema():
+    """Every results file a device session brought back validates (older ones lack the process rows)."""
+    found = sorted((REPO / "benchmarks" / "results").glob("gpu-*.json"))
+    assert found, "no GPU results committed"
+    for path in found:
+        validate(json.loads(path.read_text()))
 
 
 def test_schema_rejects_broken_results(cpu_run):

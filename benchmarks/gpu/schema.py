@@ -92,6 +92,9 @@ def problems(result: Any) -> list[str]:
         for key in ("pre_decoded_images_per_s", "parallel_decode_images_per_s", "decode_only_images_per_s"):
             if not _positive(cls.get(key)):
                 out.append(f"classify.{key} must be a positive number")
+        for key in ("parallel_decode_processes_images_per_s", "decode_only_processes_images_per_s"):
+            if key in cls and not _positive(cls[key]):  # absent from results taken before they were measured
+                out.append(f"classify.{key} must be a positive number")
     if not _positive(result["wall_s"]):
         out.append("wall_s must be a positive number")
     return out
