@@ -53,6 +53,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--workers", type=int, default=None, help="decoding threads (default: CPU count)")
     ap.add_argument("--images", type=Path, default=IMAGES, help="PNG images (content/style pairs, classification)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    ap.add_argument("--no-split", action="store_true",
+                    help="run every long batched product as one bmm (nstcore.long_bmm off): the A/B of that fix")
     ap.add_argument("--out", type=Path, default=None, help="default benchmarks/results/gpu-<device>.json")
     args = ap.parse_args(argv)
     if args.variants is None:
@@ -113,6 +115,10 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit(f"benchmarks.gpu: --device {args.device}: {exc}; use --device cpu for a smoke run.") from None
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.no_split:
+        import nstcore.long_bmm
+
+        nstcore.long_bmm.splits = lambda *shape: False  # long_bmm reads it at every call
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
     info = device_info(device)

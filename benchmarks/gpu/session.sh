@@ -4,8 +4,9 @@
 #   bash benchmarks/gpu/session.sh OUTDIR        (on the device tool's machine: OUTDIR=$OUT)
 # ~4 minutes on an H200. Lite0's ImageNet weights travel as a carried copy of their package on
 # PYTHONPATH (see BENCHMARKS.md, "GPU suite"); without them the Lite0 visualisation row fails and the
-# rest still runs. Writes at most 8 files (the device tool brings back no more): 6 JSON results,
-# summary.txt (one line per part) and session.log (every part's output).
+# rest still runs. Writes 6 files (the device tool brings back at most 8): 4 JSON results,
+# summary.txt (one line per part) and session.log (every part's output; the visualisation and statistic-cost
+# results are printed there in full and written under /tmp on the device).
 set -u
 out=${1:?usage: session.sh OUTDIR}
 mkdir -p "$out"
@@ -23,13 +24,16 @@ part() {  # part NAME SECONDS CMD...: CMD under a time limit; output appended to
     >"$out/summary.txt" 2>&1
 cat "$out/summary.txt"
 part suite 200 $py -m benchmarks.gpu --device cuda --variants fp32,bf16,channels_last --out "$out/gpu-suite.json"
+part suite_no_split 90 $py -m benchmarks.gpu --device cuda --variants fp32,channels_last --classify-images 0 \
+    --reconstruct-layers relu1_1,relu5_1 --no-split --out "$out/gpu-suite-no-split.json"
 part long_products 60 $py -m benchmarks.gpu.long_products --out "$out/long_products_gpu.json"
 part visualize_lite0 90 $py -m benchmarks.visualize_throughput --device cuda --steps 32 \
-    --out "$out/visualize_throughput_gpu.json"
+    --out /tmp/visualize_throughput_gpu.json
 part visualize_vgg19 60 $py -m benchmarks.visualize_throughput --device cuda --backbone vgg19 --weights random \
-    --layer conv4_1 --steps 16 --out "$out/visualize_throughput_gpu_vgg19.json"
+    --layer conv4_1 --steps 16 --out /tmp/visualize_throughput_gpu_vgg19.json
 part statistic_cost 60 $py -m benchmarks.statistic_cost --device cuda --size 512 --repeats 10 \
-    --out "$out/statistic_cost_gpu.json"
+    --out /tmp/statistic_cost_gpu.json
+cat /tmp/statistic_cost_gpu.json >>"$log" 2>/dev/null
 part suite_compile 150 $py -m benchmarks.gpu --device cuda --variants compile --batches 16 --classify-images 0 \
     --reconstruct-layers relu5_1 --out "$out/gpu-suite-compile.json"
 grep -v "^E[0-9]\{4\} " "$log" | tail -n 120
