@@ -233,11 +233,18 @@ def to_rgb(img: Image.Image) -> Image.Image:
 
 
 def pil_to_tensor(img: Image.Image) -> torch.Tensor:
-    """Pillow image -> float32 tensor ``[3, H, W]`` in [0, 1] (``uint8 / 255``); non-RGB converted first."""
+    """Pillow image -> float32 tensor ``[3, H, W]`` in [0, 1] (``uint8 / 255``); non-RGB converted first.
+
+    The conversion is numpy's (single-threaded, the GIL released in its loops), not torch kernels: it runs
+    in decoding threads, and a torch kernel there enters torch's intra-op thread pool from every decoding
+    thread at once (16 threads x 16 OpenMP threads on a 16-core GPU node) while the network uses the same
+    pool. The values are the same bits (float32 division, correctly rounded, either way)."""
     if img.mode != "RGB":
         img = to_rgb(img)
-    arr = np.array(img, dtype=np.uint8, copy=True)  # [H, W, 3]
-    return torch.from_numpy(arr).permute(2, 0, 1).contiguous().to(torch.float32).div_(255.0)
+    arr = np.asarray(img, dtype=np.uint8)  # [H, W, 3]
+    chw = np.ascontiguousarray(arr.transpose(2, 0, 1), dtype=np.float32)
+    chw /= np.float32(255.0)
+    return torch.from_numpy(chw)
 
 
 def tensor_to_pil(t: torch.Tensor) -> Image.Image:

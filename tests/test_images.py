@@ -227,3 +227,25 @@ def test_resize_exact_keeps_the_whole_image_never_crops(size):
     src[-(h // 2):, -(w // 2):] = (0, 0, 255)
     out = np.asarray(resize_exact(Image.fromarray(src), size, interpolation="bilinear"))
     assert tuple(out[0, 0]) == (255, 0, 0) and tuple(out[-1, -1]) == (0, 0, 255)
+
+
+def test_pil_to_tensor_is_uint8_over_255_and_runs_no_torch_kernels():
+    """The values are the float32 quotients of the bytes by 255 (checked against float64 division rounded to
+    float32); and the conversion runs no torch compute kernel, so decoding threads never enter torch's intra-op
+    thread pool (on a 16-core GPU node, 16 decoding threads each spun up 16 OpenMP threads there)."""
+    import numpy as np
+    from PIL import Image
+    from torch.profiler import ProfilerActivity, profile
+
+    from nstcore.images import pil_to_tensor
+
+    gen = np.random.default_rng(0)
+    pixels = gen.integers(0, 256, size=(37, 53, 3), dtype=np.uint8)
+    img = Image.fromarray(pixels, mode="RGB")
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        out = pil_to_tensor(img)
+    expected = torch.from_numpy((pixels.astype(np.float64) / 255.0).astype(np.float32).transpose(2, 0, 1).copy())
+    assert out.dtype == torch.float32 and out.shape == (3, 37, 53) and out.is_contiguous()
+    assert torch.equal(out, expected)
+    kernels = {e.key for e in prof.key_averages()} - {"aten::from_numpy", "aten::lift_fresh"}  # wrapping only
+    assert not [k for k in kernels if k.startswith("aten::")], kernels

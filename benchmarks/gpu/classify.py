@@ -8,8 +8,8 @@
 * ``decode_only``: the thread pool's decoding rate alone (the ceiling of ``parallel_decode``);
 * ``parallel_decode_processes`` / ``decode_only_processes``: the same with a pool of processes (spawned,
   one torch thread each) that return the prepared images as uint8, converted to float on the device. On
-  an H200 node the thread pool reached 980 img/s with 16 threads, about two threads' worth: Pillow's PNG
-  reader walks the chunks in Python, so threads contend for the GIL; processes do not.
+  an H200 node the thread pool reached 980 img/s with 16 threads, about two threads' worth (then each
+  thread's ``pil_to_tensor`` entered torch's 16-thread intra-op pool; it is numpy now).
 
 Random weights (seed 0; the same FLOPs as the ImageNet ones, and the GPU machine has no network).
 """
