@@ -34,6 +34,7 @@ class UnitActor:
         self.store = Store(store_root)
         self.run_id = run_id
         self.op = op_cls()
+        self.op.load_threads = decode_threads(self.op.load_threads, device=device, cpus=threads)
         self.config = config
         self.op.setup(config, device)
         self.op.bind(store=self.store, run_id=run_id)
@@ -59,6 +60,7 @@ class UnitActor:
             "device": self.device, "device_name": torch.cuda.get_device_name(0) if cuda else "cpu",
             "gpu_ids": gpu_ids, "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
             "torch_threads": torch.get_num_threads() if torch is not None else None,
+            "decode_threads": self.op.load_threads,
             "setup_seconds": round(self.setup_seconds, 3),
         }
 
@@ -110,3 +112,13 @@ class UnitActor:
             "rows": rows, "compute_seconds": computed - started, "seconds": time.perf_counter() - started,
             "pid": os.getpid(),
         }
+
+
+def decode_threads(default: int, *, device: str, cpus: int | None) -> int:
+    """Threads decoding a unit's inputs: the operation's ``default``, or on a GPU actor every CPU it was
+    given, when more (its CPUs have nothing else to do there: the network runs on the device; so
+    ``--cpus-per-actor`` buys decoding on GPU nodes). An operation that decodes nothing (0) stays at 0."""
+    if default <= 0 or not device.startswith("cuda") or not cpus:
+        return default
+    return max(default, int(cpus))
+

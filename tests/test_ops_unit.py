@@ -89,3 +89,16 @@ def test_grams_table_is_written_under_the_run_it_belongs_to(tmp_path):
     back = store.read_table("grams").to_pylist()
     assert [r["run_id"] for r in back] == ["20260101T000000Z-abcdef"] * 2
     assert [list(r["gram"]) for r in back] == [[0, 1, 2], [1, 2, 3]]
+
+
+def test_gpu_actors_decode_with_every_cpu_they_were_given():
+    """On a GPU actor the CPUs only decode (the network runs on the device): --cpus-per-actor 12 means 12
+    decoding threads there; CPU actors keep the operation's default (their CPUs run the network), and an
+    operation that decodes nothing stays inline."""
+    from pipelines.actor import decode_threads
+
+    assert decode_threads(4, device="cuda", cpus=12) == 12
+    assert decode_threads(4, device="cuda:1", cpus=2) == 4
+    assert decode_threads(4, device="cpu", cpus=12) == 4
+    assert decode_threads(0, device="cuda", cpus=12) == 0
+    assert decode_threads(4, device="cuda", cpus=None) == 4
