@@ -121,4 +121,3 @@ def decode_threads(default: int, *, device: str, cpus: int | None) -> int:
     if default <= 0 or not device.startswith("cuda") or not cpus:
         return default
     return max(default, int(cpus))
-
