@@ -58,6 +58,23 @@ def _port_block(n: int = 12) -> list[int]:
     return [free_port() for _ in range(n)]
 
 
+#: Ports the kernel hands out for bind(0) start here (Linux's default ip_local_port_range is 32768-60999).
+EPHEMERAL_START = 32768
+WORKER_PORTS = 60
+
+
+def worker_port_range(avoid: list[int], seed: int) -> tuple[int, int]:
+    """``(min, max)`` of a node's worker ports: ``WORKER_PORTS`` + 1 ports in 20000-32767, below the ports
+    ``free_port`` hands out and containing none of ``avoid``. (Drawing the range from a free port's number
+    once put a dashboard-agent port inside it: `ray start` refused, and the test waited forever.)"""
+    span = EPHEMERAL_START - 20000 - WORKER_PORTS
+    for k in range(span):
+        low = 20000 + (seed + k * 997) % span
+        if not any(low <= port <= low + WORKER_PORTS for port in avoid):
+            return low, low + WORKER_PORTS
+    raise RuntimeError(f"no worker port range avoids {avoid}")
+
+
 def ensure_auth_token(env: dict[str, str]) -> None:
     """Create ``~/.ray/auth_token`` if missing (``ray start`` with token auth refuses to start without one;
     on a fresh machine nothing else may have made it yet)."""
@@ -88,9 +105,10 @@ class LocalCluster:
 
     def _start_node(self, cpus: int, gpus: int, head: bool) -> None:
         p = _port_block()
+        low, high = worker_port_range(p, seed=p[2])
         args = [RAY, "start", "--block", "--disable-usage-stats", f"--num-cpus={cpus}", f"--num-gpus={gpus}",
                 "--node-ip-address=127.0.0.1", f"--node-manager-port={p[0]}", f"--object-manager-port={p[1]}",
-                f"--min-worker-port={20000 + (p[2] % 20000)}", f"--max-worker-port={20000 + (p[2] % 20000) + 60}",
+                f"--min-worker-port={low}", f"--max-worker-port={high}",
                 f"--dashboard-agent-listen-port={p[3]}", f"--dashboard-agent-grpc-port={p[4]}",
                 f"--metrics-export-port={p[5]}", f"--runtime-env-agent-port={p[6]}"]
         if head:
@@ -116,9 +134,12 @@ class LocalCluster:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if any(p.poll() is not None for p in self.procs):
-                raise RuntimeError(f"a ray node exited; see {self.temp_dir}/node*.log")
-            out = subprocess.run([sys.executable, "-c", code, self.address], env=self.env(), capture_output=True,
-                                 text=True)
+                raise RuntimeError(f"a ray node exited; see the logs in {self.temp_dir}")
+            try:  # bounded: ray.init keeps retrying an address where nothing listens (a node that died)
+                out = subprocess.run([sys.executable, "-c", code, self.address], env=self.env(), capture_output=True,
+                                     text=True, timeout=30)
+            except subprocess.TimeoutExpired:
+                continue
             if out.returncode == 0 and out.stdout.strip().splitlines()[-1:] == [str(n)]:
                 return
             time.sleep(1.0)

@@ -35,3 +35,16 @@ def test_two_actors_get_distinct_gpus_recorded_in_the_manifest(tmp_path):
     assert gpu_ids == [("0",), ("1",)]
     assert sorted(a["cuda_visible_devices"] for a in manifest["actors"]) == ["0", "1"]
     assert manifest["counts"]["trials"] == 6
+
+
+def test_test_clusters_worker_ports_never_hold_another_port():
+    """The test clusters' worker port range lies below the ports bind(0) hands out and avoids every port
+    given: drawn from a free port's number, it once held the dashboard agent's port (35231 in 35213-35273),
+    `ray start` refused and the readiness probe waited for ever."""
+    from ray_cluster import EPHEMERAL_START, WORKER_PORTS, worker_port_range
+
+    for seed in (0, 15231, 35213, 99991):
+        avoid = [20000 + (seed % 12000) + 5, 35231, 41039]
+        low, high = worker_port_range(avoid, seed=seed)
+        assert high - low == WORKER_PORTS and 20000 <= low and high < EPHEMERAL_START
+        assert not any(low <= port <= high for port in avoid)

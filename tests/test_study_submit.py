@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ray_cluster import RAY, REPO, LocalCluster, free_port
+from ray_cluster import RAY, REPO, LocalCluster, free_port, worker_port_range
 
 DATA = REPO / "data"
 
@@ -41,10 +41,11 @@ class JobHead(LocalCluster):
         assert head, "JobHead is a single head node"
         p = [free_port() for _ in range(10)]
         self.port, self.dashboard_port = free_port(), p[8]
+        low, high = worker_port_range([*p, self.port], seed=p[2])
         args = [RAY, "start", "--head", "--block", "--disable-usage-stats", f"--num-cpus={cpus}", f"--num-gpus={gpus}",
                 "--node-ip-address=127.0.0.1", f"--port={self.port}", f"--temp-dir={self.temp_dir}",
                 f"--node-manager-port={p[0]}", f"--object-manager-port={p[1]}",
-                f"--min-worker-port={20000 + (p[2] % 20000)}", f"--max-worker-port={20000 + (p[2] % 20000) + 60}",
+                f"--min-worker-port={low}", f"--max-worker-port={high}",
                 f"--dashboard-agent-listen-port={p[3]}", f"--dashboard-agent-grpc-port={p[4]}",
                 f"--metrics-export-port={p[5]}", f"--runtime-env-agent-port={p[6]}", f"--ray-client-server-port={p[7]}",
                 "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={self.dashboard_port}"]
