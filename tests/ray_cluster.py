@@ -55,7 +55,13 @@ def descendants(pid: int) -> list[tuple[int, str]]:
 
 
 def _port_block(n: int = 12) -> list[int]:
-    return [free_port() for _ in range(n)]
+    """``n`` distinct free ports (bind(0) may hand the same port out twice in a row)."""
+    ports: list[int] = []
+    while len(ports) < n:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
 
 
 #: Ports the kernel hands out for bind(0) start here (Linux's default ip_local_port_range is 32768-60999).
@@ -104,7 +110,7 @@ class LocalCluster:
         return env
 
     def _start_node(self, cpus: int, gpus: int, head: bool) -> None:
-        p = _port_block()
+        p = _port_block(13)  # the last one: the head's GCS port
         low, high = worker_port_range(p, seed=p[2])
         args = [RAY, "start", "--block", "--disable-usage-stats", f"--num-cpus={cpus}", f"--num-gpus={gpus}",
                 "--node-ip-address=127.0.0.1", f"--node-manager-port={p[0]}", f"--object-manager-port={p[1]}",
@@ -112,7 +118,7 @@ class LocalCluster:
                 f"--dashboard-agent-listen-port={p[3]}", f"--dashboard-agent-grpc-port={p[4]}",
                 f"--metrics-export-port={p[5]}", f"--runtime-env-agent-port={p[6]}"]
         if head:
-            self.port = free_port()
+            self.port = p[12]
             args += ["--head", f"--port={self.port}", f"--temp-dir={self.temp_dir}", "--include-dashboard=false",
                      f"--ray-client-server-port={p[7]}"]
         else:

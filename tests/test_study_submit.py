@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ray_cluster import RAY, REPO, LocalCluster, free_port, worker_port_range
+from ray_cluster import RAY, REPO, LocalCluster, _port_block, worker_port_range
 
 DATA = REPO / "data"
 
@@ -39,8 +39,8 @@ class JobHead(LocalCluster):
 
     def _start_node(self, cpus: int, gpus: int, head: bool) -> None:
         assert head, "JobHead is a single head node"
-        p = [free_port() for _ in range(10)]
-        self.port, self.dashboard_port = free_port(), p[8]
+        *p, self.port = _port_block(11)
+        self.dashboard_port = p[8]
         low, high = worker_port_range([*p, self.port], seed=p[2])
         args = [RAY, "start", "--head", "--block", "--disable-usage-stats", f"--num-cpus={cpus}", f"--num-gpus={gpus}",
                 "--node-ip-address=127.0.0.1", f"--port={self.port}", f"--temp-dir={self.temp_dir}",
