@@ -65,22 +65,20 @@ class _SplitForward(torch.autograd.Function):
 
 
 def _mm(a: Tensor, b: Tensor, out_dtype: torch.dtype | None) -> Tensor:
-    if out_dtype is not None and out_dtype != a.dtype:
-        if a.is_cuda:
-            try:
-                return torch.mm(a, b, out_dtype=out_dtype)
-            except (TypeError, RuntimeError, NotImplementedError):
-                pass
-        return torch.mm(a, b).to(out_dtype)
-    return torch.mm(a, b)
+    return _product(torch.mm, a, b, out_dtype)
 
 
 def _bmm(a: Tensor, b: Tensor, out_dtype: torch.dtype | None) -> Tensor:
-    if out_dtype is not None and out_dtype != a.dtype:
-        if a.is_cuda:
-            try:
-                return torch.bmm(a, b, out_dtype=out_dtype)
-            except (TypeError, RuntimeError, NotImplementedError):
-                pass
-        return torch.bmm(a, b).to(out_dtype)
-    return torch.bmm(a, b)
+    return _product(torch.bmm, a, b, out_dtype)
+
+
+def _product(op, a: Tensor, b: Tensor, out_dtype: torch.dtype | None) -> Tensor:  # noqa: ANN001
+    """``op(a, b)`` with its result in ``out_dtype`` (accumulated in it where CUDA's ``out_dtype`` exists)."""
+    if out_dtype is None or out_dtype == a.dtype:
+        return op(a, b)
+    if a.is_cuda:
+        try:
+            return op(a, b, out_dtype=out_dtype)
+        except (TypeError, RuntimeError, NotImplementedError):
+            pass
+    return op(a, b).to(out_dtype)

@@ -54,7 +54,7 @@ def descendants(pid: int) -> list[tuple[int, str]]:
     return out
 
 
-def _port_block(n: int = 12) -> list[int]:
+def port_block(n: int = 12) -> list[int]:
     """``n`` distinct free ports (bind(0) may hand the same port out twice in a row)."""
     ports: list[int] = []
     while len(ports) < n:
@@ -110,7 +110,7 @@ class LocalCluster:
         return env
 
     def _start_node(self, cpus: int, gpus: int, head: bool) -> None:
-        p = _port_block(13)  # the last one: the head's GCS port
+        p = port_block(13)  # the last one: the head's GCS port
         low, high = worker_port_range(p, seed=p[2])
         args = [RAY, "start", "--block", "--disable-usage-stats", f"--num-cpus={cpus}", f"--num-gpus={gpus}",
                 "--node-ip-address=127.0.0.1", f"--node-manager-port={p[0]}", f"--object-manager-port={p[1]}",

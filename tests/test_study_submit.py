@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ray_cluster import RAY, REPO, LocalCluster, _port_block, worker_port_range
+from ray_cluster import RAY, REPO, LocalCluster, port_block, worker_port_range
 
 DATA = REPO / "data"
 
@@ -39,7 +39,7 @@ class JobHead(LocalCluster):
 
     def _start_node(self, cpus: int, gpus: int, head: bool) -> None:
         assert head, "JobHead is a single head node"
-        *p, self.port = _port_block(11)
+        *p, self.port = port_block(11)
         self.dashboard_port = p[8]
         low, high = worker_port_range([*p, self.port], seed=p[2])
         args = [RAY, "start", "--head", "--block", "--disable-usage-stats", f"--num-cpus={cpus}", f"--num-gpus={gpus}",

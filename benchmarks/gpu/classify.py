@@ -91,17 +91,8 @@ def run_classify_suite(paths: Sequence[Path], *, device: torch.device, batch: in
             t = torch.stack(list(pool.map(lambda p: _decode(p, prepare), chunk)))
             return t.pin_memory() if pin else t
 
-        with ThreadPoolExecutor(1) as feeder:
-            sync(device)
-            t0 = time.perf_counter()
-            pending = feeder.submit(load, chunks[0])
-            for k in range(len(chunks)):
-                host = pending.result()
-                if k + 1 < len(chunks):
-                    pending = feeder.submit(load, chunks[k + 1])
-                out = forward(host.to(device, non_blocking=True))
-            sync(device)
-            parallel = len(files) / (time.perf_counter() - t0)
+        parallel, out = _pipelined_rate(load, chunks, lambda host: forward(host.to(device, non_blocking=True)),
+                                        device=device, n_images=len(files))
     processes = _process_rates(files, chunks, prepare, forward, device=device, workers=workers, pin=pin)
     assert out.shape[1] == 16
     row = {"model": "efficientnet_lite0", "weights": "random-seed0", "batch": batch, "images": len(files),
@@ -138,17 +129,26 @@ def _process_rates(files: list[Path], chunks: list[list[Path]], prepare, forward
             t = torch.from_numpy(np.stack(list(pool.map(decode, chunk, chunksize=chunksize))))
             return t.pin_memory() if pin else t
 
-        with ThreadPoolExecutor(1) as feeder:
-            sync(device)
-            t0 = time.perf_counter()
-            pending = feeder.submit(load, chunks[0])
-            for k in range(len(chunks)):
-                host = pending.result()
-                if k + 1 < len(chunks):
-                    pending = feeder.submit(load, chunks[k + 1])
-                out = forward(host.to(device, non_blocking=True).float().div_(255.0))
-            sync(device)
-            parallel = len(files) / (time.perf_counter() - t0)
+        parallel, out = _pipelined_rate(
+            load, chunks, lambda host: forward(host.to(device, non_blocking=True).float().div_(255.0)),
+            device=device, n_images=len(files))
     assert out.shape[1] == 16
     return {"process_workers": workers, "parallel_decode_processes_images_per_s": parallel,
             "decode_only_processes_images_per_s": decode_only}
+
+
+def _pipelined_rate(load, chunks: list[list[Path]], run, *, device: torch.device, n_images: int
+                    ) -> tuple[float, torch.Tensor]:
+    """Images per second of ``run(load(chunk))`` over ``chunks`` with chunk k+1 loading (in a feeder
+    thread) while the device runs chunk k; and the last output."""
+    with ThreadPoolExecutor(1) as feeder:
+        sync(device)
+        t0 = time.perf_counter()
+        pending = feeder.submit(load, chunks[0])
+        for k in range(len(chunks)):
+            host = pending.result()
+            if k + 1 < len(chunks):
+                pending = feeder.submit(load, chunks[k + 1])
+            out = run(host)
+        sync(device)
+        return n_images / (time.perf_counter() - t0), out
