@@ -13,8 +13,10 @@ mkdir -p "$out"
 export PYTHONUNBUFFERED=1
 py=${PYTHON:-python3}
 log=$out/session.log
+parts=${GPU_PARTS:-}  # optional space-separated subset of part names (a short loan); empty runs every part
 part() {  # part NAME SECONDS CMD...: CMD under a time limit; output appended to session.log
     local name=$1 limit=$2; shift 2
+    if [ -n "$parts" ] && [[ " $parts " != *" $name "* ]]; then return; fi
     local t0=$SECONDS
     echo "== $name: $*" >>"$log"
     timeout "$limit" "$@" >>"$log" 2>&1
