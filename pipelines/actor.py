@@ -2,8 +2,10 @@
 
 Per unit it calls :meth:`Operation.run_unit` (every failing item costs one ``errors`` row) and writes
 one part per table, named after the unit, atomically (the store writes a temporary name and renames
-it). Order matters: ``errors`` first (replacing rows of an earlier failed attempt), the operation's
-done-table LAST, so a unit counts as done only when all its parts are there.
+it); a call of several units (:mod:`pipelines.call_plan`) writes one part per table for all of them,
+named after the call, its footer listing the units. Order matters: ``errors`` first (replacing rows of
+an earlier failed attempt), the operation's done-table LAST, so a unit counts as done only when all its
+parts are there.
 """
 
 from __future__ import annotations
@@ -71,20 +73,57 @@ class UnitActor:
         on the ``first_attempt`` of a unit in a new run (half the files, half the writes of a clean run)."""
         return self._process(unit, first_attempt=first_attempt, synced=None)
 
-    def process_many(self, units: list[WorkUnit], *, first_attempts: list[bool]) -> list[dict]:
-        """:meth:`process` for several short units in one call: a unit that raises as a whole (e.g. the
-        store failed) returns ``{"unit_id", "error"}`` and the others go on; the folders written are
-        synced once, at the end, before any unit is reported done."""
+    def process_many(self, units: list[WorkUnit], *, first_attempts: list[bool], part: str | None = None) -> list[dict]:
+        """:meth:`process` for the units of one call. One unit: its own parts (a failure as a whole returns
+        ``{"unit_id", "error"}``). Several: ONE part per table named ``part``, written only once every unit
+        has run (a unit failing as a whole fails the call, which is retried whole under the same name).
+        The folders written are synced once, at the end, before any unit is reported done."""
         pending: set[str] = set()
-        results = []
-        for unit, first in zip(units, first_attempts):
-            try:
-                results.append(self._process(unit, first_attempt=first, synced=pending))
-            except Exception as exc:  # noqa: BLE001 - one unit's failure is that unit's
-                text = str(exc).strip().splitlines()
-                results.append({"unit_id": unit.unit_id, "error": f"{type(exc).__name__}: {text[0] if text else ''}"[:500]})
+        if len(units) > 1:
+            results = self._process_call(units, part=part or units[0].unit_id, first_attempt=all(first_attempts),
+                                         synced=pending)
+        else:
+            results = []
+            for unit, first in zip(units, first_attempts):
+                try:
+                    results.append(self._process(unit, first_attempt=first, synced=pending))
+                except Exception as exc:  # noqa: BLE001 - one unit's failure is that unit's
+                    text = str(exc).strip().splitlines()
+                    results.append({"unit_id": unit.unit_id, "error": f"{type(exc).__name__}: {text[0] if text else ''}"[:500]})
         self.store.sync_folders(pending)
         return results
+
+    def _process_call(self, units: list[WorkUnit], *, part: str, first_attempt: bool, synced: set[str]) -> list[dict]:
+        """Run several units, then write their rows as one part per table (see :meth:`process_many`)."""
+        started = time.perf_counter()
+        ids = [u.unit_id for u in units]
+        rows: dict[str, list[dict]] = {table: [] for table in self.tables}
+        errors: list[dict] = []
+        summaries = []
+        for unit in units:
+            t0 = time.perf_counter()
+            out = self.op.run_unit(unit)
+            for row in out.errors:
+                row["unit_id"] = unit.unit_id
+            errors += out.errors
+            counts = {}
+            for table in self.tables:
+                data = out.tables.get(table, [])
+                for row in data:
+                    row["unit_id"] = unit.unit_id
+                rows[table] += data
+                counts[table] = len(data)
+            summaries.append({"unit_id": unit.unit_id, "n_items": unit.size, "n_ok": out.n_ok,
+                              "n_errors": len(out.errors), "rows": counts, "compute_seconds": time.perf_counter() - t0,
+                              "part": part, "pid": os.getpid()})
+        if errors or not first_attempt:
+            self.store.write_table("errors", self.run_id, errors, part=part, units=ids)
+        for table in self.tables:  # the done-table is the last one
+            last = table == self.tables[-1]
+            self.store.write_table(table, self.run_id, self.op.to_table(table, rows[table]), part=part,
+                                   defer_sync=synced if last else None, units=ids)
+        share = (time.perf_counter() - started) / len(units)
+        return [{**summary, "seconds": share} for summary in summaries]
 
     def _process(self, unit: WorkUnit, *, first_attempt: bool, synced: set[str] | None) -> dict:
         """Run ``unit`` and write its parts. Every part but the done-table's is synced at once (the order
@@ -110,7 +149,7 @@ class UnitActor:
         return {
             "unit_id": unit.unit_id, "n_items": unit.size, "n_ok": out.n_ok, "n_errors": len(out.errors),
             "rows": rows, "compute_seconds": computed - started, "seconds": time.perf_counter() - started,
-            "pid": os.getpid(),
+            "part": unit.unit_id, "pid": os.getpid(),
         }
 
 

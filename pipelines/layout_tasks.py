@@ -4,8 +4,8 @@ Compaction reads and rewrites every row of a run (:mod:`analysis.storage.compact
 tasks, near the data, never in the driver: a driver on a laptop would otherwise pull a whole S3 run
 through its own memory and network, and its memory would grow with the run.
 
-* :class:`RunningCompaction` - while the actors work, each batch of :data:`BATCH_UNITS` units the pool
-  reports done is folded into new compacted files by one task (one at a time: the compaction record is
+* :class:`RunningCompaction` - while the actors work, the parts of each :data:`BATCH_UNITS` units the pool
+  reports done are folded into new compacted files by one task (one at a time: the compaction record is
   rewritten by each). Only units known done are folded; they are never written again by this invocation.
   On a machine whose actors leave a core free this costs the run nothing (a 200,000-image header run: the
   4 s of compaction at its end disappear); on a full cluster the task waits for a free CPU.
@@ -70,16 +70,20 @@ class RunningCompaction:
 
         self.store_root, self.run_id, self.tables, self.enabled = store_root, run_id, list(tables), enabled
         self.task = ray.remote(num_cpus=1, max_retries=0)(fold_units)
-        self.done: list[str] = []
+        self.done: list[str] = []  # parts done, not folded yet
+        self.units = 0             # units those parts hold
         self.in_flight: Any = None
         self.refused: str | None = None
         self.batches = 0
 
     def unit_done(self, unit: Any, summary: dict) -> None:
-        """The pool's ``on_done``: one more unit to fold."""
+        """The pool's ``on_done``: one more unit to fold (the part holding it: the unit's or its call's)."""
         if self.enabled and self.refused is None:
-            self.done.append(unit.unit_id)
-            if len(self.done) >= BATCH_UNITS and len(self.done) % 16 == 0:  # a Ray call per 16 units, not per unit
+            part = summary.get("part", unit.unit_id)
+            if not self.done or self.done[-1] != part:  # a call's units arrive together
+                self.done.append(part)
+            self.units += 1
+            if self.units >= BATCH_UNITS and self.units % 16 == 0:  # a Ray call per 16 units, not per unit
                 self.poll()
 
     def poll(self) -> None:
@@ -91,8 +95,8 @@ class RunningCompaction:
             if not ready:
                 return
             self._collect()
-        if len(self.done) >= BATCH_UNITS and self.refused is None:
-            batch, self.done = self.done[:BATCH_UNITS], self.done[BATCH_UNITS:]
+        if self.units >= BATCH_UNITS and self.refused is None:
+            batch, self.done, self.units = self.done, [], 0
             self.in_flight = self.task.remote(self.store_root, self.run_id, self.tables, batch)
             self.batches += 1
 

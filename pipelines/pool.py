@@ -9,10 +9,11 @@
   driver's round trip. The watchdog's clock of a call starts when the call before it returns, i.e. when
   it starts; units queued behind a call whose actor died go back to the queue without counting as an
   attempt.
-* Units that take milliseconds (a header-only probe: 3.4 ms per 64 images) are sent several to a call,
-  enough for :data:`CALL_S` seconds by the per-unit time measured so far: Ray's ~1.2 ms per call and the
-  store's directory sync are paid once per call instead of once per unit. Each unit still lands as its
-  own parts and counts, fails and retries on its own.
+* Units that take milliseconds (a header-only probe: 3.4 ms per 64 images) are sent several to a call and
+  land as ONE part per call and table: Ray's ~1.2 ms per call and the store's ~2 ms per part (conform,
+  encode, fsync) are paid once per call instead of once per unit. Which units share a call is fixed per
+  run by :class:`~pipelines.call_plan.CallPlan` (measured once, after a probe of single-unit calls, and
+  recorded before the first such call is sent), so a call is retried whole, under its own part name.
 
 Why an actor pool over units rather than Ray Data ``map_batches``: every unit must land as one
 atomically written, deterministically named part per table (resume, no duplicates), and the expensive
@@ -23,6 +24,7 @@ resident in each actor exactly as Ray Data's actor-based ``map_batches`` would.
 from __future__ import annotations
 
 import collections
+import statistics
 import time
 from dataclasses import dataclass, field
 from collections.abc import Iterable, Iterator
@@ -30,6 +32,7 @@ from typing import Any, Callable
 
 import ray
 
+from pipelines.call_plan import CallPlan, call_part, units_per_call
 from pipelines.errors import ClusterError
 from pipelines.ops.base import WorkUnit
 from pipelines.ray_runtime import ActorPlan, Placement
@@ -39,16 +42,14 @@ from pipelines.ray_runtime import ActorPlan, Placement
 TICK_S = 5.0
 
 
-#: Seconds of work a call to an actor should carry (units are grouped until their measured time fills it).
-CALL_S = 0.05
-#: The most units one call carries.
-MAX_UNITS_PER_CALL = 64
-
-
 @dataclass
 class _Call:
     units: list[WorkUnit]
     ref: Any
+
+    @property
+    def part(self) -> str:
+        return call_part([u.unit_id for u in self.units])
 
 
 @dataclass
@@ -69,39 +70,57 @@ class PoolResult:
     n_attempts: int = 0                                      # unit attempts made, retries included
     n_calls: int = 0                                         # calls sent to actors
     failed: dict[str, str] = field(default_factory=dict)     # unit_id -> last error
+    failed_parts: dict[str, str] = field(default_factory=dict)  # unit_id -> the part its call writes
     attempts: dict[str, int] = field(default_factory=dict)   # unit_id -> attempts made, for units in flight
     actors: list[dict] = field(default_factory=list)         # every actor started, with why it ended
     events: list[str] = field(default_factory=list)          # replacements and watchdog kills
 
 
 class _Queue:
-    """Retried units first, then the next units of the plan, pulled one at a time."""
+    """Retried calls first, then the plan's next call (its units pulled one at a time from ``units``, a
+    stream of ``(plan position, unit)``, grouped by ``plan``)."""
 
-    def __init__(self, units: Iterator[WorkUnit]) -> None:
+    def __init__(self, units: Iterator[tuple[int, WorkUnit]], plan: CallPlan) -> None:
         self.units = units
-        self.retries: collections.deque[WorkUnit] = collections.deque()
-        self.ahead: collections.deque[WorkUnit] = collections.deque()
+        self.plan = plan
+        self.retries: collections.deque[list[WorkUnit]] = collections.deque()
+        self.ahead: collections.deque[tuple[int, WorkUnit]] = collections.deque()
 
     def fill(self, n: int) -> int:
-        """Pull up to ``n`` plan units ahead; how many are waiting (retries included)."""
+        """Pull up to ``n`` plan units ahead; how many units are waiting (retried calls' included)."""
         while len(self.ahead) < n:
-            unit = next(self.units, None)
-            if unit is None:
+            entry = next(self.units, None)
+            if entry is None:
                 break
-            self.ahead.append(unit)
-        return len(self.retries) + len(self.ahead)
+            self.ahead.append(entry)
+        return sum(map(len, self.retries)) + len(self.ahead)
 
-    def peek(self) -> bool:
+    def waiting(self) -> bool:
+        """Whether any unit is left to send."""
         return bool(self.fill(1))
 
-    def popleft(self) -> WorkUnit:
+    def blocked(self) -> bool:
+        """The next plan unit lies past the probe and the grouping is not measured yet."""
+        return not self.retries and bool(self.fill(1)) and self.ahead[0][0] >= self.plan.probe and self.plan.size is None
+
+    def ready(self) -> bool:
+        """Whether :meth:`pop` returns a call now."""
+        return self.waiting() and not self.blocked()
+
+    def pop(self) -> list[WorkUnit]:
+        """The next call's units (see :meth:`ready`)."""
         if self.retries:
             return self.retries.popleft()
         self.fill(1)
-        return self.ahead.popleft()
+        position, unit = self.ahead.popleft()
+        units, key = [unit], self.plan.key(position)
+        while key is not None and self.fill(1) and self.plan.key(self.ahead[0][0]) == key:
+            units.append(self.ahead.popleft()[1])
+        return units
 
-    def append(self, unit: WorkUnit) -> None:
-        self.retries.append(unit)
+    def append(self, units: list[WorkUnit]) -> None:
+        """A call to send again, whole (its part name must not change)."""
+        self.retries.append(units)
 
 
 def _describe(exc: BaseException) -> str:
@@ -113,7 +132,8 @@ class ActorPool:
     """Runs ``UnitActor.process_many(units)`` for every unit on ``plan.num_actors`` replaceable actors."""
 
     def __init__(self, *, actor_cls: type, actor_kwargs: dict, plan: ActorPlan, placement: Placement,
-                 on_done: Callable[[WorkUnit, dict], None] | None = None, new_run: bool = False) -> None:
+                 on_done: Callable[[WorkUnit, dict], None] | None = None, new_run: bool = False,
+                 calls: CallPlan | None = None, on_calls: Callable[[CallPlan], None] | None = None) -> None:
         self.remote_cls = ray.remote(actor_cls).options(num_cpus=plan.cpus, num_gpus=plan.gpus, max_restarts=0,
                                                         max_task_retries=0)
         self.kwargs = actor_kwargs
@@ -123,7 +143,9 @@ class ActorPool:
         self.new_run = new_run  # no earlier invocation wrote parts: a first attempt replaces nothing
         self.result = PoolResult()
         self.startup_failures = 0
-        self.unit_s: float | None = None  # measured seconds per unit (running mean of the recent ones)
+        self.calls = calls or CallPlan.resumed(None, actors=plan.num_actors)
+        self.on_calls = on_calls  # records the measured grouping (the manifest) before it is used
+        self.measured: list[float] = []  # seconds per unit of the units done before the grouping is measured
 
     def _start(self, slot: _Slot) -> None:
         slot.actor = self.remote_cls.remote(**self.kwargs)
@@ -131,23 +153,33 @@ class ActorPool:
         slot.state, slot.call, slot.next, slot.info = "starting", None, None, None
         slot.deadline = time.monotonic() + self.placement.startup_timeout_s
 
-    def _group(self) -> int:
-        """Units per call: one until a unit's time is known, then enough to fill :data:`CALL_S`."""
-        if not self.unit_s:
-            return 1
-        return max(1, min(MAX_UNITS_PER_CALL, int(CALL_S / self.unit_s)))
+    def _measure(self, queue: "_Queue") -> None:
+        """Fix the grouping from the probe's median time per unit, record it, then use it."""
+        size = units_per_call(statistics.median(self.measured) if self.measured else None)
+        self.calls = CallPlan(self.calls.probe, size)
+        if self.on_calls is not None:
+            self.on_calls(self.calls)
+        queue.plan = self.calls
+
+    def _probe_from(self, queue: "_Queue", position: int, actors: int) -> None:
+        """Nothing measured and nothing running (a resume whose probe was done, or every probe unit failed):
+        extend the probe past ``position`` (safe while no size is recorded: nothing past the old probe was
+        ever sent), record it, then use it."""
+        self.calls = CallPlan(max(self.calls.probe, position + CallPlan.resumed(None, actors=actors).probe))
+        if self.on_calls is not None:
+            self.on_calls(self.calls)
+        queue.plan = self.calls
 
     def _send(self, slot: _Slot, queue: "_Queue") -> _Call:
-        units = [queue.popleft()]
-        while len(units) < self._group() and queue.peek():
-            units.append(queue.popleft())
+        units = queue.pop()
         firsts = []
         for unit in units:
             self.result.attempts[unit.unit_id] = self.result.attempts.get(unit.unit_id, 0) + 1
             firsts.append(self.new_run and self.result.attempts[unit.unit_id] == 1)
         self.result.n_attempts += len(units)
         self.result.n_calls += 1
-        return _Call(units, slot.actor.process_many.remote(units, first_attempts=firsts))
+        return _Call(units, slot.actor.process_many.remote(units, first_attempts=firsts,
+                                                           part=call_part([u.unit_id for u in units])))
 
     def _deadline(self, call: _Call) -> float | None:
         timeout = self.placement.unit_timeout_s
@@ -166,8 +198,8 @@ class ActorPool:
             for unit in slot.next.units:
                 self.result.attempts[unit.unit_id] -= 1
                 self.result.n_attempts -= 1
-                if queue is not None:
-                    queue.append(unit)
+            if queue is not None:
+                queue.append(slot.next.units)
             slot.next = None
         if slot.info is not None:
             slot.info["ended"] = why
@@ -175,20 +207,25 @@ class ActorPool:
         self.result.events.append(f"actor {slot.index} replaced: {why}")
         self._start(slot)
 
-    def _requeue(self, queue: "_Queue", unit: WorkUnit, error: str) -> None:
-        tries = self.result.attempts.get(unit.unit_id, 0)
-        if tries > self.placement.retries:
+    def _requeue(self, queue: "_Queue", units: list[WorkUnit], error: str) -> None:
+        """A call that did not land goes back whole, or fails for all its units after its retries."""
+        tries = max(self.result.attempts.get(u.unit_id, 0) for u in units)
+        if tries <= self.placement.retries:
+            queue.append(units)
+            return
+        part = call_part([u.unit_id for u in units])
+        for unit in units:
             self.result.failed[unit.unit_id] = f"failed after {tries} attempt(s); last: {error}"
+            self.result.failed_parts[unit.unit_id] = part
             self.result.attempts.pop(unit.unit_id, None)
-        else:
-            queue.append(unit)
 
-    def run(self, units: Iterable[WorkUnit], *, progress: Callable[[int], None] | None = None,
+    def run(self, units: Iterable[tuple[int, WorkUnit]], *, progress: Callable[[int], None] | None = None,
             tick: Callable[[], None] | None = None) -> PoolResult:
-        """Run every unit; ``progress(n_items)`` after each unit, ``tick()`` at least every
-        :data:`TICK_S` seconds (the driver's heartbeat). ``units`` is consumed lazily, a call's worth per
-        free actor (a generator over a million-unit plan holds only the units in flight and the retries)."""
-        queue = _Queue(iter(units))
+        """Run every unit of ``units`` (``(plan position, unit)``); ``progress(n_items)`` after each unit,
+        ``tick()`` at least every :data:`TICK_S` seconds (the driver's heartbeat). ``units`` is consumed
+        lazily, a call's worth per free actor (a generator over a million-unit plan holds only the units in
+        flight and the retries)."""
+        queue = _Queue(iter(units), self.calls)
         waiting = queue.fill(self.plan.num_actors)  # no more actors than units
         if not waiting:
             return self.result
@@ -207,14 +244,20 @@ class ActorPool:
     def _loop(self, slots: list[_Slot], queue: "_Queue", progress, tick: Callable[[], None]) -> None:
         while True:
             tick()
+            if queue.blocked() and self.measured:
+                self._measure(queue)
+            elif queue.blocked() and not any(s.state == "busy" for s in slots):
+                self._probe_from(queue, queue.ahead[0][0], len(slots))
             for slot in slots:
-                if slot.state == "idle" and queue.peek():
+                if slot.state == "idle" and queue.ready():
                     slot.call = self._send(slot, queue)
                     slot.ref, slot.state, slot.deadline = slot.call.ref, "busy", self._deadline(slot.call)
-                if slot.state == "busy" and slot.next is None and queue.peek():
+                if slot.state == "busy" and slot.next is None and queue.ready():
                     slot.next = self._send(slot, queue)
             active = [s for s in slots if s.state in ("starting", "busy")]
             if not active:
+                if queue.waiting():  # every actor idle before the grouping was measured: probe again
+                    continue
                 return
             deadlines = [s.deadline for s in active if s.deadline is not None]
             wait = min(TICK_S, max(0.0, min(deadlines) - time.monotonic())) if deadlines else TICK_S
@@ -235,8 +278,7 @@ class ActorPool:
                 call = slot.call
                 names = ", ".join(u.unit_id for u in call.units)
                 self._replace(slot, f"unit {names} ran past the {self.placement.unit_timeout_s:g} s watchdog", queue)
-                for unit in call.units:
-                    self._requeue(queue, unit, f"watchdog: no result within {self.placement.unit_timeout_s:g} s")
+                self._requeue(queue, call.units, f"watchdog: no result within {self.placement.unit_timeout_s:g} s")
 
     def _settle(self, slot: _Slot, queue: "_Queue", progress) -> None:
         if slot.state == "starting":
@@ -259,24 +301,22 @@ class ActorPool:
         except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
             names = ", ".join(u.unit_id for u in call.units)
             self._replace(slot, f"died running unit {names} ({_describe(exc)})", queue)
-            for unit in call.units:
-                self._requeue(queue, unit, _describe(exc))
+            self._requeue(queue, call.units, _describe(exc))
             return
         except ray.exceptions.RayTaskError as exc:  # the call raised as a whole
             self._advance(slot)
             cause = getattr(exc, "cause", None) or exc
-            for unit in call.units:
-                self._requeue(queue, unit, _describe(cause))
+            self._requeue(queue, call.units, _describe(cause))
             return
         self._advance(slot)
         for unit, summary in zip(call.units, results):
-            if "error" in summary:  # the unit raised as a whole (e.g. the store failed)
-                self._requeue(queue, unit, summary["error"])
+            if "error" in summary:  # a call of one unit: the unit raised as a whole (e.g. the store failed)
+                self._requeue(queue, [unit], summary["error"])
                 continue
             self.result.n_done += 1
             self.result.attempts.pop(unit.unit_id, None)
-            seconds = float(summary.get("seconds", 0.0))
-            self.unit_s = seconds if self.unit_s is None else 0.8 * self.unit_s + 0.2 * seconds
+            if self.calls.size is None:
+                self.measured.append(float(summary.get("seconds", 0.0)))
             if self.on_done is not None:
                 self.on_done(unit, summary)
             if progress is not None:

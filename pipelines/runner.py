@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
+from pipelines.call_plan import CallPlan
 from pipelines.errors import ResumeError
 from pipelines.ops import get_operation
 from pipelines.ops.base import Operation, WorkUnit, error_row
@@ -221,20 +222,27 @@ def run_operation(
         recorder = _Recorder(store, manifest)
         with recorder.guard():
             todo = _Todo(store, run_id, done_before, new_run=not resume)
-            actors, extra, failed, attempts = _execute(op, config, store, run_id, todo, n_items, plan, placement,
-                                                       show_progress, heartbeat=recorder.heartbeat,
-                                                       compact=compact)
+            calls = CallPlan.resumed(manifest.get("call_plan"), actors=plan.num_actors)
+            recorder.update(call_plan=calls.to_json())  # before any call past the probe is sent
+            actors, extra, failed, failed_parts, attempts = _execute(
+                op, config, store, run_id, todo, n_items, plan, placement, show_progress,
+                heartbeat=recorder.heartbeat, compact=compact, calls=calls,
+                on_calls=lambda measured: recorder.update(call_plan=measured.to_json()))
             done_now = store.done_units(done_table, run_id)
             missing = []
+            failed_rows: dict[str, list[dict]] = {}  # the part each failed call writes -> its errors rows
             for unit in map(WorkUnit.from_json, store.iter_plan(run_id) or ()):
                 if unit.unit_id in done_now:
                     continue
                 if unit.unit_id in failed:
-                    rows = [error_row(unit_id=unit.unit_id, input=op.describe(item), stage="unit",
-                                      exc=RuntimeError(failed[unit.unit_id])) for item in unit.items]
-                    store.write_table("errors", run_id, rows, part=unit.unit_id)
+                    failed_rows.setdefault(failed_parts[unit.unit_id], []).extend(
+                        error_row(unit_id=unit.unit_id, input=op.describe(item), stage="unit",
+                                  exc=RuntimeError(failed[unit.unit_id])) for item in unit.items)
                 missing.append({"unit_id": unit.unit_id, "inputs": [op.describe(i) for i in unit.items],
-                                "error": failed.get(unit.unit_id, "not run")})
+                                "error": failed.get(unit.unit_id, "not run"),
+                                "part": failed_parts.get(unit.unit_id, unit.unit_id)})
+            for part, rows in failed_rows.items():  # the call's own errors part: replaced when it lands later
+                store.write_table("errors", run_id, rows, part=part, units=sorted({r["unit_id"] for r in rows}))
             counts = {table: count_rows(store, table, run_id) for table in (*tables, "errors")}
             counts.update(units=n_units, units_done=n_units - len(missing), units_missing=len(missing),
                           inputs=n_items)
@@ -246,6 +254,7 @@ def run_operation(
                             actors=actors, placement=str(plan),
                             invocations=[*manifest.get("invocations", []), invocation],
                             missing_units=[m["unit_id"] for m in missing],
+                            missing_parts=sorted({m["part"] for m in missing}),
                             **{k: v for k, v in extra.items() if _jsonable(v)})
         settle(store, run_id, (*tables, "errors"), compact=compact and status == "finished")
     plan_text = str(plan)
@@ -292,21 +301,22 @@ def _planning(store: Store, run_id: str, planned: Iterable[WorkUnit] | None) -> 
 
 
 class _Todo:
-    """The planned units not done before this invocation, streamed from the stored plan; counts what it
-    handed out (``n_run``) and what it skipped (``n_skipped_items``: done by an earlier invocation)."""
+    """The planned units not done before this invocation, with their plan positions, streamed from the
+    stored plan; counts what it handed out (``n_run``) and what it skipped (``n_skipped_items``: done by
+    an earlier invocation)."""
 
     def __init__(self, store: Store, run_id: str, done_before: set[str], *, new_run: bool) -> None:
         self.store, self.run_id, self.done_before, self.new_run = store, run_id, done_before, new_run
         self.n_run = 0
         self.n_skipped_items = 0
 
-    def __iter__(self) -> Iterator[WorkUnit]:
-        for data in self.store.iter_plan(self.run_id) or ():
+    def __iter__(self) -> Iterator[tuple[int, WorkUnit]]:
+        for position, data in enumerate(self.store.iter_plan(self.run_id) or ()):
             if data["unit_id"] in self.done_before:
                 self.n_skipped_items += len(data["items"])
                 continue
             self.n_run += 1
-            yield WorkUnit.from_json(data)
+            yield position, WorkUnit.from_json(data)
 
 
 @contextmanager
@@ -328,8 +338,8 @@ def _cluster(placement: Placement) -> Iterator[Any]:
 
 
 def _execute(op: Operation, config: Any, store: Store, run_id: str, todo: _Todo, n_items: int, plan: Any,
-             placement: Placement, show_progress: bool, *, heartbeat: Any, compact: bool
-             ) -> tuple[list[dict], dict, dict[str, str], int]:
+             placement: Placement, show_progress: bool, *, heartbeat: Any, compact: bool, calls: CallPlan,
+             on_calls: Any) -> tuple[list[dict], dict, dict[str, str], dict[str, str], int]:
     """Inside the Ray session: run the units on an actor pool (their parts compacted batch by batch as
     they are done), then the operation's finish step."""
     from pipelines.actor import UnitActor
@@ -339,7 +349,7 @@ def _execute(op: Operation, config: Any, store: Store, run_id: str, todo: _Todo,
               "device": plan.device, "threads": max(1, int(plan.cpus))}
     folding = RunningCompaction(store.root, run_id, [*op.output_tables(config), "errors"], enabled=compact)
     pool = ActorPool(actor_cls=UnitActor, actor_kwargs=kwargs, plan=plan, placement=placement,
-                     new_run=todo.new_run, on_done=folding.unit_done)
+                     new_run=todo.new_run, on_done=folding.unit_done, calls=calls, on_calls=on_calls)
     with _progress(f"{op.name}", n_items, show_progress) as advance:
         skipped = [0]
 
@@ -354,7 +364,7 @@ def _execute(op: Operation, config: Any, store: Store, run_id: str, todo: _Todo,
              "units_failed": len(pool.result.failed)}))
     folding.wait()
     extra = op.finish(store, run_id, config) or {}
-    return result.actors, {**extra, "events": result.events}, result.failed, result.n_attempts
+    return result.actors, {**extra, "events": result.events}, result.failed, result.failed_parts, result.n_attempts
 
 
 @contextmanager

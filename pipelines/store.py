@@ -87,18 +87,20 @@ class Store:
 
     def write_table(self, table: str, run_id: str,
                     data: pa.Table | pa.RecordBatch | Sequence[Mapping[str, Any]], *, part: str,
-                    defer_sync: set[str] | None = None) -> str:
+                    defer_sync: set[str] | None = None, units: Sequence[str] | None = None) -> str:
         """Validate ``data`` against the table's schema and write it as one part, durably.
 
         A part that exists already is replaced (a retried work unit). Returns the path on
         :attr:`fs`. Raises :class:`analysis.storage.SchemaValidationError` naming the column.
         ``defer_sync``: the part's folder is added to this set instead of being synced now (the caller
         then calls :meth:`sync_folders`; the file itself is always synced before it is renamed).
+        ``units``: the work units whose rows a call part holds (recorded in its footer; see
+        :func:`analysis.storage.run_parts.part_units`).
         """
         schema = self._schema(table)
         path = self.location.part_path(table, run_id, part)
         conformed = conform_table(table, data, schema, run_id=run_id)
-        files.write_bytes(self.location, path, storage.encode_part(table, conformed),
+        files.write_bytes(self.location, path, storage.encode_part(table, conformed, units=units),
                           sync_dir=defer_sync is None)
         if defer_sync is not None and self.location.local:
             defer_sync.add(path.rsplit("/", 1)[0])
@@ -122,15 +124,17 @@ class Store:
     def done_units(self, table: str, run_id: str) -> set[str]:
         """The work units of ``run_id`` whose rows of ``table`` are in the store (what ``--resume`` skips).
 
-        The one question the driver asks to know which units are done: the unit parts present, and the
-        units a compaction folded into the run's compacted files (its record says which).
+        The one question the driver asks to know which units are done: the unit parts present, the units
+        the call parts present hold (their footers say which), and the units a compaction folded into the
+        run's compacted files (its record says which).
         """
-        from analysis.storage.compaction import COMPACTED_PREFIX
-        from analysis.storage.run_parts import read_run_folder
+        from analysis.storage.run_parts import COMPACTED_PREFIX, part_units, read_run_folder
 
-        folder = read_run_folder(self.location, self.location.run_dir(table, run_id), with_index=False)
-        units = {item.name[: -len(".parquet")] for item in folder.visible}
-        return {u for u in units if not u.startswith(COMPACTED_PREFIX)} | folder.folded_units
+        directory = self.location.run_dir(table, run_id)
+        folder = read_run_folder(self.location, directory, with_index=False)
+        units = {u for item in folder.visible if not item.name.startswith(COMPACTED_PREFIX)
+                 for u in part_units(self.location, directory, item.name)}
+        return units | folder.folded_units
 
     def table_runs(self, table: str) -> list[str]:
         """Run ids that have written at least one part of ``table`` (sorted as strings)."""
@@ -299,10 +303,12 @@ class Store:
     def compact(self, run_id: str, *, tables: Sequence[str] | None = None, only: Sequence[str] | None = None,
                 on_step: Callable[[str], None] | None = None) -> list[storage.CompactionReport]:
         """Compact ``run_id``'s tables (all it wrote, or ``tables``); see :mod:`analysis.storage.compaction`.
-        The errors parts of units the manifest lists as missing are left out (a resume replaces them);
+        The errors parts of calls the manifest lists as missing are left out (a resume replaces them);
         ``only``: fold just these units' parts (a running run's done units)."""
         try:
-            missing = [] if only is not None else (self.read_manifest(run_id).get("missing_units") or [])
+            manifest = {} if only is not None else self.read_manifest(run_id)
+            # the errors parts of the calls still missing (older manifests: of the units)
+            missing = manifest.get("missing_parts", manifest.get("missing_units")) or []
         except Exception:  # noqa: BLE001 - no readable manifest: compact everything
             missing = []
         reports = []

@@ -1,6 +1,7 @@
 """A test-only operation (imported by path, ``ops_for_tests:StallOp``) whose units stall on demand: the
 first attempt at an item listed in ``stall`` blocks forever (until the watchdog replaces its actor),
-unless a file ``<marker_dir>/<item>.allow`` exists; every attempt leaves ``<item>.attempt-<n>``."""
+unless a file ``<marker_dir>/<item>.allow`` exists; every attempt leaves ``<item>.attempt-<n>``; each item
+takes ``delay_s`` (the call-part tests: units of milliseconds)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ class StallConfig:
     stall_every_attempt: bool = False
     unit_size: int = 1
     batch_size: int = 1
+    delay_s: float = 0.0
 
 
 class StallOp(PathItemsOp):
@@ -42,6 +44,7 @@ class StallOp(PathItemsOp):
             allowed = (marker / f"{name}.allow").exists()
             if name in self.config.stall and not allowed and (n == 0 or self.config.stall_every_attempt):
                 time.sleep(3600)
+            time.sleep(self.config.delay_s)
             rows.append({"source": "texprobe", "observer": "stall-test", "observer_kind": "model", "image": name,
                          "conflict": False, "dataset": "stall-test"})
         return {"trials": rows}

@@ -17,6 +17,7 @@ from benchmarks.driver_memory import make_images, run_child
 from pipelines.imagesets import iter_images
 from pipelines.keyset import SpillSet
 from pipelines.ops.base import WorkUnit, make_units
+from pipelines.call_plan import CALL_S, MAX_UNITS_PER_CALL, MIN_PROBE, CallPlan, call_part, units_per_call
 from pipelines.pool import _Queue
 from pipelines.store import Store
 
@@ -118,14 +119,41 @@ def test_the_actor_queue_pulls_one_unit_at_a_time_and_serves_retries_first():
     def units():
         for i in range(10**9):
             pulled.append(i)
-            yield WorkUnit(unit_id=f"u{i}", items=())
+            yield i, WorkUnit(unit_id=f"u{i}", items=())
 
-    queue = _Queue(units())
+    queue = _Queue(units(), CallPlan(probe=10**9))
     assert queue.fill(2) == 2 and pulled == [0, 1]
-    assert queue.popleft().unit_id == "u0"
-    queue.append(WorkUnit(unit_id="again", items=()))
-    assert queue.popleft().unit_id == "again" and queue.popleft().unit_id == "u1" and pulled == [0, 1]
-    assert queue.popleft().unit_id == "u2" and pulled == [0, 1, 2]
+    assert [u.unit_id for u in queue.pop()] == ["u0"]
+    queue.append([WorkUnit(unit_id="again", items=())])
+    assert [u.unit_id for u in queue.pop()] == ["again"] and [u.unit_id for u in queue.pop()] == ["u1"]
+    assert pulled == [0, 1]
+    assert [u.unit_id for u in queue.pop()] == ["u2"] and pulled == [0, 1, 2]
+
+
+def test_calls_group_plan_positions_by_the_recorded_plan_whatever_was_done_before():
+    """Past the probe, position p is in call (p - probe) // size: the same units share a call in every
+    invocation, also when some calls were done by an earlier one (skipped positions)."""
+    done_before = {5, 6, 7, 8}  # the call of positions 5..8 landed earlier
+    todo = ((p, WorkUnit(unit_id=f"u{p}", items=())) for p in range(16) if p not in done_before)
+    queue = _Queue(todo, CallPlan(probe=1))
+    assert [u.unit_id for u in queue.pop()] == ["u0"]  # the probe: one unit per call
+    assert queue.blocked() and not queue.ready()       # nothing past the probe before the size is measured
+    queue.plan = CallPlan(probe=1, size=4)
+    calls = []
+    while queue.ready():
+        calls.append([u.unit_id for u in queue.pop()])
+    assert calls == [["u1", "u2", "u3", "u4"], ["u9", "u10", "u11", "u12"], ["u13", "u14", "u15"]]
+    assert call_part(["u1", "u2"]) == call_part(["u1", "u2"]) != call_part(["u2", "u1"])
+    assert call_part(["u7"]) == "u7" and call_part(["u1", "u2"]).startswith("call-")
+
+
+def test_the_call_plan_is_kept_once_measured_and_its_probe_never_shrinks():
+    assert CallPlan.resumed(None, actors=1) == CallPlan(MIN_PROBE)
+    assert CallPlan.resumed(None, actors=20) == CallPlan(40)
+    assert CallPlan.resumed({"probe": 40, "size": None}, actors=1) == CallPlan(40)
+    assert CallPlan.resumed({"probe": 8, "size": 12}, actors=50) == CallPlan(8, 12)
+    assert units_per_call(None) == 1 and units_per_call(10.0) == 1 and units_per_call(1e-6) == MAX_UNITS_PER_CALL
+    assert units_per_call(CALL_S / 10) == 10
 
 
 def test_a_200000_image_run_keeps_the_driver_under_a_fixed_memory_bound(tmp_path, stimuli_pool):

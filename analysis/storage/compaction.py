@@ -35,7 +35,7 @@ import analysis.storage.files as files
 from analysis.storage.errors import StorageError
 from analysis.storage.layout import PART_SUFFIX, StoreLocation
 from analysis.storage.run_parts import (COMPACTED_PREFIX, COMPACTION_RECORD, PART_INDEX, RunFolder, encode_schema,
-                                        read_run_folder)
+                                        part_units, read_run_folder)
 
 __all__ = ["CompactionRefused", "CompactionReport", "SORT_KEYS", "compact_run", "write_part_index"]
 
@@ -257,7 +257,8 @@ def compact_run(loc: StoreLocation, table: str, run_id: str, *, schema: pa.Schem
     record = folder.record or {}
     replaces = dict(record.get("replaces", {}))
     replaces.update({i.name: [i.size, i.mtime_ns] for i in units})
-    folded = sorted(set(record.get("units", [])) | {i.name[: -len(PART_SUFFIX)] for i in units})
+    members = {u for i in units for u in part_units(loc, directory, i.name)}  # a call part holds several units
+    folded = sorted(set(record.get("units", [])) | members)
     kept = [i.name for i in compacted]
     _write_json(loc, f"{directory}/{COMPACTION_RECORD}", {
         "version": 1, "table": table, "run_id": run_id, "files": kept + names, "replaces": replaces,

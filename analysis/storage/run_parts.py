@@ -15,6 +15,10 @@ The reading rule (one listing of the folder, one read of each small JSON file):
   harmless);
 * so a reader sees the old parts or the compacted files, never both, never neither.
 
+A part holds the rows of one work unit (``unit-<hash>.parquet``) or, for units that take milliseconds, of
+one *call* of several units (``call-<hash of their ids>.parquet``, written in one go; its footer metadata
+``texprobe.units`` lists them: :func:`part_units`). Either way a part is all-or-nothing for its units.
+
 A part whose listed size and mtime equal its index entry is described from the index; any other part
 (not indexed yet, replaced, truncated) has its footer read as before, so damage is still found.
 """
@@ -32,12 +36,15 @@ import pyarrow.fs as pafs
 import analysis.storage.files as files
 from analysis.storage.layout import PART_SUFFIX, StoreLocation
 
-__all__ = ["COMPACTION_RECORD", "PART_INDEX", "COMPACTED_PREFIX", "RunFolder", "read_run_folder",
-           "indexed", "encode_schema", "decode_schema"]
+__all__ = ["COMPACTION_RECORD", "PART_INDEX", "COMPACTED_PREFIX", "CALL_PREFIX", "META_UNITS", "RunFolder",
+           "read_run_folder", "indexed", "encode_schema", "decode_schema", "part_units"]
 
 COMPACTION_RECORD = "_compaction.json"
 PART_INDEX = "_index.json"
 COMPACTED_PREFIX = "compacted-"
+CALL_PREFIX = "call-"
+#: Footer metadata key of a call part: its work units, one per line.
+META_UNITS = b"texprobe.units"
 
 
 @dataclass(frozen=True)
@@ -110,6 +117,24 @@ def read_run_folder(loc: StoreLocation, directory: str, *, with_index: bool = Tr
         else:
             folder.visible.append(listed[name])
     return folder
+
+
+def part_units(loc: StoreLocation, directory: str, name: str) -> list[str]:
+    """The work units whose rows part ``name`` (a file of ``directory``) holds: the unit a unit part is
+    named after, or the units a call part's footer lists. A call part whose footer cannot be read holds
+    no unit known to be done (its units run again on resume; ``store check`` names the part)."""
+    stem = name[: -len(PART_SUFFIX)] if name.endswith(PART_SUFFIX) else name
+    if not stem.startswith(CALL_PREFIX):
+        return [stem]
+    import pyarrow.parquet as pq
+
+    try:
+        with loc.fs.open_input_file(f"{directory}/{name}") as f:
+            meta = pq.read_metadata(f).metadata or {}
+    except (OSError, pa.ArrowException, ValueError):
+        return []
+    raw = meta.get(META_UNITS, b"")
+    return [u for u in raw.decode("utf-8").split("\n") if u]
 
 
 def _same_file(item: Listed, signature: Any) -> bool:

@@ -84,11 +84,16 @@ SMALL_PART_BYTES = 1 << 20
 SMALL_FLOAT_LIST_BYTES = 64 << 10
 
 
-def encode_part(table: str, data: pa.Table) -> bytes:
-    """``data`` (already conformed) as Parquet bytes with the table name and schema version."""
+def encode_part(table: str, data: pa.Table, *, units: Sequence[str] | None = None) -> bytes:
+    """``data`` (already conformed) as Parquet bytes with the table name and schema version; ``units``:
+    the work units a call part holds (footer metadata, :func:`analysis.storage.run_parts.part_units`)."""
+    from analysis.storage.run_parts import META_UNITS
+
     meta = dict(data.schema.metadata or {})
     meta[META_TABLE] = table.encode()
     meta[META_VERSION] = str(SCHEMA_VERSIONS.get(table, 1)).encode()
+    if units is not None:
+        meta[META_UNITS] = "\n".join(units).encode("utf-8")
     buffer = io.BytesIO()
     float_bytes = sum(data.column(f.name).nbytes for f in data.schema if _is_float_list(f.type))
     small = data.nbytes < SMALL_PART_BYTES and float_bytes <= SMALL_FLOAT_LIST_BYTES
