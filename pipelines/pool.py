@@ -47,10 +47,6 @@ class _Call:
     units: list[WorkUnit]
     ref: Any
 
-    @property
-    def part(self) -> str:
-        return call_part([u.unit_id for u in self.units])
-
 
 @dataclass
 class _Slot:
