@@ -91,26 +91,26 @@ def test_a_call_that_fails_its_retries_is_missing_whole_and_a_resume_clears_its_
     from pipelines.ray_runtime import Placement
     from pipelines.runner import run_operation
 
-    items = tuple(f"i{k:03d}" for k in range(120))
+    items = tuple(f"i{k:03d}" for k in range(60))
     store = Store(str(tmp_path / "store"))
-    config = StallConfig(items=items, marker_dir=str(tmp_path), delay_s=0.02, stall=("i100",),
-                         stall_every_attempt=True)
-    placement = Placement(cpus_per_actor=1, actors=1, unit_timeout_s=2, retries=1)
+    config = StallConfig(items=items, marker_dir=str(tmp_path), delay_s=0.05, stall=("i040",),
+                         stall_every_attempt=True)  # units of 50 ms: calls of ~5, a watchdog of ~7.5 s per call
+    placement = Placement(cpus_per_actor=1, actors=1, unit_timeout_s=1.5, retries=1)
     first = run_operation("ops_for_tests:StallOp", config, store=store, placement=placement, show_progress=False)
     assert first.status == "partial"
     manifest = store.read_manifest(first.run_id)
     probe, size = manifest["call_plan"]["probe"], manifest["call_plan"]["size"]
     assert size > 1
     missing = sorted(i for m in first.missing for i in m["inputs"])
-    assert missing == [i for p, i in enumerate(items) if p >= probe and (p - probe) // size == (100 - probe) // size]
+    assert missing == [i for p, i in enumerate(items) if p >= probe and (p - probe) // size == (40 - probe) // size]
     assert len({m["part"] for m in first.missing}) == 1 and manifest["missing_parts"][0].startswith("call-")
     errors = duckdb.sql(f"SELECT input, stage FROM '{tmp_path}/store/tables/errors/*/*.parquet' ORDER BY input").fetchall()
     assert errors == [(i, "unit") for i in missing]
     assert report_rows(store, first.run_id) == sorted(set(items) - set(missing))
-    (tmp_path / "i100.allow").touch()
+    (tmp_path / "i040.allow").touch()
     second = run_operation("ops_for_tests:StallOp", config, store=store, placement=placement, resume=first.run_id,
                            show_progress=False)
-    assert second.status == "finished" and second.counts["trials"] == 120 and second.counts["errors"] == 0
+    assert second.status == "finished" and second.counts["trials"] == 60 and second.counts["errors"] == 0
     assert duckdb.sql(f"SELECT count(*) FROM '{tmp_path}/store/tables/errors/*/*.parquet'").fetchall() == [(0,)]
     assert report_rows(store, first.run_id) == sorted(items)
 
