@@ -71,7 +71,7 @@ class UnitActor:
 
         An empty ``errors`` part is written only when it may replace the rows of an earlier attempt: never
         on the ``first_attempt`` of a unit in a new run (half the files, half the writes of a clean run)."""
-        return self._process(unit, first_attempt=first_attempt, synced=None)
+        return self._process([unit], part=unit.unit_id, first_attempt=first_attempt, synced=None)[0]
 
     def process_many(self, units: list[WorkUnit], *, first_attempts: list[bool], part: str | None = None) -> list[dict]:
         """:meth:`process` for the units of one call. One unit: its own parts (a failure as a whole returns
@@ -79,24 +79,26 @@ class UnitActor:
         has run (a unit failing as a whole fails the call, which is retried whole under the same name).
         The folders written are synced once, at the end, before any unit is reported done."""
         pending: set[str] = set()
-        if len(units) > 1:
-            results = self._process_call(units, part=part or units[0].unit_id, first_attempt=all(first_attempts),
-                                         synced=pending)
-        else:
-            results = []
-            for unit, first in zip(units, first_attempts):
-                try:
-                    results.append(self._process(unit, first_attempt=first, synced=pending))
-                except Exception as exc:  # noqa: BLE001 - one unit's failure is that unit's
-                    text = str(exc).strip().splitlines()
-                    results.append({"unit_id": unit.unit_id, "error": f"{type(exc).__name__}: {text[0] if text else ''}"[:500]})
+        try:
+            results = self._process(units, part=part or units[0].unit_id, first_attempt=all(first_attempts),
+                                    synced=pending)
+        except Exception as exc:  # noqa: BLE001 - a lone unit's failure is that unit's; a call's fails the call
+            if len(units) > 1:
+                raise
+            text = str(exc).strip().splitlines()
+            results = [{"unit_id": units[0].unit_id, "error": f"{type(exc).__name__}: {text[0] if text else ''}"[:500]}]
         self.store.sync_folders(pending)
         return results
 
-    def _process_call(self, units: list[WorkUnit], *, part: str, first_attempt: bool, synced: set[str]) -> list[dict]:
-        """Run several units, then write their rows as one part per table (see :meth:`process_many`)."""
+    def _process(self, units: list[WorkUnit], *, part: str, first_attempt: bool, synced: set[str] | None) -> list[dict]:
+        """Run ``units``, then write their rows as one part per table named ``part`` (a call part's footer
+        lists its units). Every part but the done-table's is synced at once (the order of the module doc
+        holds across a power loss); the done-table part's folder is added to ``synced`` when the caller
+        syncs it before reporting the units done (a lost rename there only means they run again on
+        resume), else synced at once too."""
         started = time.perf_counter()
         ids = [u.unit_id for u in units]
+        members = ids if len(units) > 1 else None
         rows: dict[str, list[dict]] = {table: [] for table in self.tables}
         errors: list[dict] = []
         summaries = []
@@ -117,40 +119,13 @@ class UnitActor:
                               "n_errors": len(out.errors), "rows": counts, "compute_seconds": time.perf_counter() - t0,
                               "part": part, "pid": os.getpid()})
         if errors or not first_attempt:
-            self.store.write_table("errors", self.run_id, errors, part=part, units=ids)
+            self.store.write_table("errors", self.run_id, errors, part=part, units=members)
         for table in self.tables:  # the done-table is the last one
             last = table == self.tables[-1]
             self.store.write_table(table, self.run_id, self.op.to_table(table, rows[table]), part=part,
-                                   defer_sync=synced if last else None, units=ids)
+                                   defer_sync=synced if last else None, units=members)
         share = (time.perf_counter() - started) / len(units)
         return [{**summary, "seconds": share} for summary in summaries]
-
-    def _process(self, unit: WorkUnit, *, first_attempt: bool, synced: set[str] | None) -> dict:
-        """Run ``unit`` and write its parts. Every part but the done-table's is synced at once (the order
-        of the module doc holds across a power loss); the done-table part's folder is added to ``synced``
-        when the caller syncs it before reporting the unit done (a lost rename there only means the unit
-        runs again on resume), else synced at once too."""
-        started = time.perf_counter()
-        out = self.op.run_unit(unit)
-        computed = time.perf_counter()
-        for row in out.errors:
-            row["unit_id"] = unit.unit_id
-        if out.errors or not first_attempt:
-            self.store.write_table("errors", self.run_id, out.errors, part=unit.unit_id)
-        rows = {}
-        for table in self.tables:  # the done-table is the last one
-            data = out.tables.get(table, [])
-            for row in data:
-                row["unit_id"] = unit.unit_id
-            rows[table] = len(data)
-            last = table == self.tables[-1]
-            self.store.write_table(table, self.run_id, self.op.to_table(table, data), part=unit.unit_id,
-                                   defer_sync=synced if last else None)
-        return {
-            "unit_id": unit.unit_id, "n_items": unit.size, "n_ok": out.n_ok, "n_errors": len(out.errors),
-            "rows": rows, "compute_seconds": computed - started, "seconds": time.perf_counter() - started,
-            "part": unit.unit_id, "pid": os.getpid(),
-        }
 
 
 def decode_threads(default: int, *, device: str, cpus: int | None) -> int:

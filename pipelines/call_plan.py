@@ -24,6 +24,8 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from analysis.storage.run_parts import CALL_PREFIX
+
 #: Seconds of work one call of several units should carry.
 CALL_S = 0.25
 #: The most units one call carries.
@@ -31,8 +33,6 @@ MAX_UNITS_PER_CALL = 64
 #: The fewest single-unit calls before the grouping is measured (at least two per actor, so that every
 #: actor is busy from the start while the first results come in).
 MIN_PROBE = 8
-#: Prefix of a call part's name (:data:`analysis.storage.run_parts.CALL_PREFIX`).
-CALL_PREFIX = "call-"
 
 
 @dataclass(frozen=True)
@@ -56,12 +56,17 @@ class CallPlan:
     def resumed(cls, recorded: dict | None, *, actors: int) -> "CallPlan":
         """The plan a run keeps: the recorded one once its size was measured; before that (nothing past the
         recorded probe was ever sent) a probe at least as long as the recorded one."""
-        fresh = max(MIN_PROBE, 2 * max(1, actors))
+        fresh = probe_length(actors)
         if not recorded:
             return cls(fresh)
         if recorded.get("size"):
             return cls(int(recorded["probe"]), int(recorded["size"]))
         return cls(max(int(recorded.get("probe") or 0), fresh))
+
+
+def probe_length(actors: int) -> int:
+    """Single-unit calls a fresh probe makes: :data:`MIN_PROBE`, or two per actor when more."""
+    return max(MIN_PROBE, 2 * max(1, actors))
 
 
 def units_per_call(unit_s: float | None) -> int:

@@ -32,7 +32,7 @@ from typing import Any, Callable
 
 import ray
 
-from pipelines.call_plan import CallPlan, call_part, units_per_call
+from pipelines.call_plan import CallPlan, call_part, probe_length, units_per_call
 from pipelines.errors import ClusterError
 from pipelines.ops.base import WorkUnit
 from pipelines.ray_runtime import ActorPlan, Placement
@@ -150,21 +150,22 @@ class ActorPool:
         slot.deadline = time.monotonic() + self.placement.startup_timeout_s
 
     def _measure(self, queue: "_Queue") -> None:
-        """Fix the grouping from the probe's median time per unit, record it, then use it."""
+        """Fix the grouping from the probe's median time per unit."""
         size = units_per_call(statistics.median(self.measured) if self.measured else None)
-        self.calls = CallPlan(self.calls.probe, size)
-        if self.on_calls is not None:
-            self.on_calls(self.calls)
-        queue.plan = self.calls
+        self._use(queue, CallPlan(self.calls.probe, size))
 
     def _probe_from(self, queue: "_Queue", position: int, actors: int) -> None:
         """Nothing measured and nothing running (a resume whose probe was done, or every probe unit failed):
         extend the probe past ``position`` (safe while no size is recorded: nothing past the old probe was
-        ever sent), record it, then use it."""
-        self.calls = CallPlan(max(self.calls.probe, position + CallPlan.resumed(None, actors=actors).probe))
+        ever sent)."""
+        self._use(queue, CallPlan(max(self.calls.probe, position + probe_length(actors))))
+
+    def _use(self, queue: "_Queue", calls: CallPlan) -> None:
+        """Record ``calls`` (the manifest), then group by it."""
+        self.calls = calls
         if self.on_calls is not None:
-            self.on_calls(self.calls)
-        queue.plan = self.calls
+            self.on_calls(calls)
+        queue.plan = calls
 
     def _send(self, slot: _Slot, queue: "_Queue") -> _Call:
         units = queue.pop()

@@ -219,11 +219,11 @@ def run_operation(
             n_units, n_items = written.result()
             manifest = _new_manifest(op, config, run_id, n_units, n_items)
         n_units, n_items = int(manifest.get("planned_units") or 0), int(manifest.get("planned_items") or 0)
+        calls = CallPlan.resumed(manifest.get("call_plan"), actors=plan.num_actors)
+        manifest["call_plan"] = calls.to_json()  # recorded before any call past the probe is sent
         recorder = _Recorder(store, manifest)
         with recorder.guard():
             todo = _Todo(store, run_id, done_before, new_run=not resume)
-            calls = CallPlan.resumed(manifest.get("call_plan"), actors=plan.num_actors)
-            recorder.update(call_plan=calls.to_json())  # before any call past the probe is sent
             actors, extra, failed, failed_parts, attempts = _execute(
                 op, config, store, run_id, todo, n_items, plan, placement, show_progress,
                 heartbeat=recorder.heartbeat, compact=compact, calls=calls,
